@@ -1,0 +1,81 @@
+// The user-facing contract shared by the webhook and the shim (DESIGN.md §2, §3, §5): annotation
+// and label keys, the injected env vars, the shim's location and its exit codes. No other file
+// spells these strings.
+
+export const ANNOTATION_PREFIX = "kustodia.io/";
+
+/** Pod annotations read (and one written) by the webhook. */
+export const Annotations = {
+  /** `"true"` opts the pod in. Nothing else mutates a pod. */
+  inject: "kustodia.io/inject",
+  /** Comma-separated container / initContainer names to inject (default: those with a `SECRET_` var). */
+  containers: "kustodia.io/containers",
+  /** `vault` | `custodia`: backend for references without a scheme. */
+  backend: "kustodia.io/backend",
+  vaultRole: "kustodia.io/vault-role",
+  vaultAuthPath: "kustodia.io/vault-auth-path",
+  vaultKvMount: "kustodia.io/vault-kv-mount",
+  vaultNamespace: "kustodia.io/vault-namespace",
+  /** Only honoured when the cluster's address allowlist permits it. */
+  vaultAddr: "kustodia.io/vault-addr",
+  /** Prefix of `entrypoint.<container>`: the image ENTRYPOINT as a JSON array. */
+  entrypointPrefix: "kustodia.io/entrypoint.",
+  /** Comma-separated `SECRET_`-prefixed vars that are plain values, not references. */
+  passthrough: "kustodia.io/passthrough",
+  /** `"true"`: a missing secret leaves the var unset instead of failing the start. */
+  ignoreMissing: "kustodia.io/ignore-missing",
+  /** `restart` | `signal` | `none`. */
+  rotation: "kustodia.io/rotation",
+  /** Go-style duration, e.g. `5m`. */
+  rotationInterval: "kustodia.io/rotation-interval",
+  /** Signal name, e.g. `SIGHUP`. */
+  rotationSignal: "kustodia.io/rotation-signal",
+  /** Written by the webhook: `injected` plus the shim version. */
+  status: "kustodia.io/status",
+} as const;
+
+/** Namespace label that opts a namespace in (the chart's default namespaceSelector). */
+export const NAMESPACE_LABEL = "kustodia.io/injection";
+export const NAMESPACE_LABEL_VALUE = "enabled";
+
+/** Default prefix of reference vars: `SECRET_<NAME>`. */
+export const DEFAULT_REFERENCE_PREFIX = "SECRET_";
+
+/** Every shim setting lives in an env var with this prefix; all are stripped before exec. */
+export const SHIM_ENV_PREFIX = "KUSTODIA_";
+
+export const ShimEnv = {
+  backend: "KUSTODIA_BACKEND",
+  vaultAddr: "KUSTODIA_VAULT_ADDR",
+  vaultCaCert: "KUSTODIA_VAULT_CACERT",
+  vaultAuthMethod: "KUSTODIA_VAULT_AUTH_METHOD",
+  vaultAuthPath: "KUSTODIA_VAULT_AUTH_PATH",
+  vaultRole: "KUSTODIA_VAULT_ROLE",
+  vaultKvMount: "KUSTODIA_VAULT_KV_MOUNT",
+  vaultNamespace: "KUSTODIA_VAULT_NAMESPACE",
+  vaultTokenFile: "KUSTODIA_VAULT_TOKEN_FILE",
+  saTokenFile: "KUSTODIA_SA_TOKEN_FILE",
+  custodiaUrl: "KUSTODIA_CUSTODIA_URL",
+  prefix: "KUSTODIA_PREFIX",
+  passthrough: "KUSTODIA_PASSTHROUGH",
+  ignoreMissing: "KUSTODIA_IGNORE_MISSING",
+  timeout: "KUSTODIA_TIMEOUT",
+  rotation: "KUSTODIA_ROTATION",
+  rotationInterval: "KUSTODIA_ROTATION_INTERVAL",
+  rotationSignal: "KUSTODIA_ROTATION_SIGNAL",
+  logLevel: "KUSTODIA_LOG_LEVEL",
+} as const;
+
+/** The shared volume, its mount point, and the shim inside it. */
+export const VOLUME_NAME = "kustodia";
+export const MOUNT_PATH = "/kustodia";
+export const SHIM_PATH = "/kustodia/kustodia-shim";
+export const INSTALL_CONTAINER_NAME = "kustodia-install";
+
+/** Shim exit codes (sysexits.h). */
+export const ExitCode = {
+  /** EX_CONFIG: a reference could not be resolved (missing, denied, malformed). */
+  config: 78,
+  /** EX_UNAVAILABLE: the backend stayed unreachable past KUSTODIA_TIMEOUT. */
+  unavailable: 69,
+} as const;

@@ -1,0 +1,82 @@
+// Test certificates made with openssl: a CA and leaf certificates it signs, for loopback services.
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
+
+async function openssl(args: string[]): Promise<void> {
+  await execFileAsync("openssl", args);
+}
+
+export interface CertificateAuthority {
+  certFile: string;
+  keyFile: string;
+}
+
+export async function makeCertificateAuthority(dir: string, name: string): Promise<CertificateAuthority> {
+  const certFile = join(dir, `${name}-ca.crt`);
+  const keyFile = join(dir, `${name}-ca.key`);
+  await openssl(
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"].concat([
+      "-subj",
+      `/CN=${name} test CA`,
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+    ]),
+  );
+  return { certFile, keyFile };
+}
+
+export interface LeafCertificate {
+  certFile: string;
+  keyFile: string;
+}
+
+/** A certificate signed by `ca` for the given subject alternative names (`IP:127.0.0.1`, `DNS:localhost`). */
+export async function makeLeafCertificate(
+  ca: CertificateAuthority,
+  dir: string,
+  name: string,
+  subjectAltNames: string[],
+  usage: "serverAuth" | "clientAuth" | "serverAuth,clientAuth" = "serverAuth",
+): Promise<LeafCertificate> {
+  const certFile = join(dir, `${name}.crt`);
+  const keyFile = join(dir, `${name}.key`);
+  const csrFile = join(dir, `${name}.csr`);
+  const extFile = join(dir, `${name}.ext`);
+  writeFileSync(extFile, `subjectAltName=${subjectAltNames.join(",")}\nextendedKeyUsage=${usage}\nbasicConstraints=CA:FALSE\n`);
+  await openssl(
+    ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"].concat([
+      "-subj",
+      `/CN=${name}`,
+      "-keyout",
+      keyFile,
+      "-out",
+      csrFile,
+    ]),
+  );
+  await openssl(
+    ["x509", "-req", "-in", csrFile, "-CA", ca.certFile, "-CAkey", ca.keyFile, "-CAcreateserial"].concat([
+      "-days",
+      "2",
+      "-extfile",
+      extFile,
+      "-out",
+      certFile,
+    ]),
+  );
+  return { certFile, keyFile };
+}
+
+/** An RSA key pair (PEM), e.g. for service-account token signing. */
+export async function makeRsaKeyPair(dir: string, name: string): Promise<{ privateKeyFile: string; publicKeyFile: string }> {
+  const privateKeyFile = join(dir, `${name}.key`);
+  const publicKeyFile = join(dir, `${name}.pub`);
+  await openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", privateKeyFile]);
+  await openssl(["pkey", "-in", privateKeyFile, "-pubout", "-out", publicKeyFile]);
+  return { privateKeyFile, publicKeyFile };
+}
