@@ -71,6 +71,10 @@ export const VOLUME_NAME = "kustodia";
 export const MOUNT_PATH = "/kustodia";
 export const SHIM_PATH = "/kustodia/kustodia-shim";
 export const INSTALL_CONTAINER_NAME = "kustodia-install";
+/** Where the shim image keeps its runtime (a `/kustodia` → `/` symlink makes both paths work). */
+export const SHIM_IN_IMAGE = "/kustodia/kustodia-shim";
+/** Where the install init container mounts the shared volume it fills. */
+export const INSTALL_MOUNT_PATH = "/mnt/kustodia";
 
 /** Shim exit codes (sysexits.h). */
 export const ExitCode = {

@@ -124,6 +124,8 @@ export async function startKube(ctx: InfraContext): Promise<StartedService<KubeC
       "--service-cluster-ip-range=10.96.0.0/16",
       "--allow-privileged=true",
       "--profiling=false",
+      // Endpoints may not hold a loopback address; with no nodes there is nothing to reconcile.
+      "--endpoint-reconciler-type=none",
       "--enable-priority-and-fairness=false",
       "--v=1",
     ],

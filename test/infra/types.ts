@@ -40,6 +40,8 @@ export interface RegistryImage {
   repository: string;
   tag: string;
   digest: string;
+  /** The full image reference a pod would use: `<registry host>/<repository>:<tag>`. */
+  reference: string;
   entrypoint?: string[];
   cmd?: string[];
 }

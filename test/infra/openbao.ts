@@ -1,0 +1,125 @@
+// OpenBao for the tests: the real `bao server -dev` (in-memory, unsealed) on loopback, configured over
+// its HTTP API with the mounts the tests use: KV v2 at `secret/`, KV v1 at `kv1/`, AppRole at
+// `approle/` and Kubernetes auth at `kubernetes/` (configured once the kube-apiserver is up).
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { runInstallScript } from "./install.ts";
+import { freePort, startDaemon, stopDaemon, tcpOpen, waitUntil } from "./proc.ts";
+import type { InfraContext, KubeCoordinates, OpenBaoCoordinates, StartedService } from "./types.ts";
+
+const KV_V2_MOUNT = "secret";
+const KV_V1_MOUNT = "kv1";
+const APPROLE_MOUNT = "approle";
+const KUBERNETES_MOUNT = "kubernetes";
+
+/** A call to the OpenBao HTTP API; throws with OpenBao's error messages on a non-2xx answer. */
+async function api(
+  addr: string,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<Record<string, unknown> | undefined> {
+  const response = await fetch(`${addr}/v1/${path}`, {
+    method,
+    headers: { "X-Vault-Token": token, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`OpenBao ${method} /v1/${path}: HTTP ${response.status} ${text.trim()}`);
+  return text === "" ? undefined : (JSON.parse(text) as Record<string, unknown>);
+}
+
+/** A free port whose successor is free too: dev mode puts its cluster listener on port + 1. */
+async function freePortPair(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await freePort();
+    if (port < 65535 && !(await tcpOpen(port + 1))) return port;
+  }
+  throw new Error("no pair of free consecutive loopback ports found for OpenBao");
+}
+
+export async function startOpenBao(ctx: InfraContext): Promise<StartedService<OpenBaoCoordinates>> {
+  const [binary] = await runInstallScript("install-openbao.sh", ctx.cacheDir);
+  if (!binary) throw new Error("install-openbao.sh printed no binary path");
+
+  const dir = join(ctx.runDir, "openbao");
+  mkdirSync(dir, { recursive: true });
+  const port = await freePortPair();
+  const addr = `http://127.0.0.1:${port}`;
+  const rootToken = `root-${randomBytes(16).toString("hex")}`;
+  // The root token goes through the environment, not argv, so it does not show up in `ps`.
+  const daemon = startDaemon({
+    name: "openbao",
+    command: binary,
+    args: ["server", "-dev", `-dev-listen-address=127.0.0.1:${port}`, "-dev-no-store-token"],
+    logFile: join(dir, "openbao.log"),
+    cwd: dir,
+    env: { ...process.env, BAO_DEV_ROOT_TOKEN_ID: rootToken, HOME: dir },
+  });
+
+  try {
+    await waitUntil(daemon, `${addr}/v1/sys/health`, async () => {
+      const response = await fetch(`${addr}/v1/sys/health`);
+      const health = (await response.json()) as { initialized?: boolean; sealed?: boolean };
+      return response.status === 200 && health.initialized === true && health.sealed === false;
+    });
+
+    const mount = (await api(addr, rootToken, "GET", `sys/mounts/${KV_V2_MOUNT}`))?.data as
+      | { type?: string; options?: { version?: string } }
+      | undefined;
+    if (mount?.type !== "kv" || mount.options?.version !== "2") {
+      throw new Error(`OpenBao dev mount ${KV_V2_MOUNT}/ is not KV v2: ${JSON.stringify(mount)}`);
+    }
+    await api(addr, rootToken, "POST", `sys/mounts/${KV_V1_MOUNT}`, { type: "kv", options: { version: "1" } });
+    await api(addr, rootToken, "POST", `sys/auth/${APPROLE_MOUNT}`, { type: "approle" });
+    await api(addr, rootToken, "POST", `sys/auth/${KUBERNETES_MOUNT}`, { type: "kubernetes" });
+
+    const sealStatus = (await api(addr, rootToken, "GET", "sys/seal-status")) as { version?: string };
+    if (!sealStatus.version) throw new Error("OpenBao sys/seal-status has no version");
+
+    return {
+      coordinates: {
+        addr,
+        rootToken,
+        version: sealStatus.version,
+        binary,
+        kvV2Mount: KV_V2_MOUNT,
+        kvV1Mount: KV_V1_MOUNT,
+        approleMount: APPROLE_MOUNT,
+      },
+      daemons: [daemon],
+    };
+  } catch (error) {
+    await stopDaemon(daemon.pid);
+    throw error;
+  }
+}
+
+/**
+ * Points the Kubernetes auth mount at the kube-apiserver. Logins are checked with the TokenReview
+ * API, called with `kube.adminToken` as the reviewer's bearer token; the login JWT is not verified
+ * locally (no pem_keys). Issuer validation is off (the plugin's default, and its `issuer` option is
+ * deprecated): TokenReview is the authority on whether a service-account token is valid.
+ */
+export async function configureKubernetesAuth(bao: OpenBaoCoordinates, kube: KubeCoordinates): Promise<OpenBaoCoordinates> {
+  let caCert = readFileSync(kube.caFile, "utf8");
+  if (!caCert.endsWith("\n")) caCert += "\n";
+  const path = `auth/${KUBERNETES_MOUNT}/config`;
+  await api(bao.addr, bao.rootToken, "POST", path, {
+    kubernetes_host: kube.server,
+    kubernetes_ca_cert: caCert,
+    token_reviewer_jwt: kube.adminToken,
+    // OpenBao runs outside any pod here: never fall back to /var/run/secrets/kubernetes.io/serviceaccount.
+    disable_local_ca_jwt: true,
+    disable_iss_validation: true,
+  });
+  const read = (await api(bao.addr, bao.rootToken, "GET", path)) as {
+    data?: { kubernetes_host?: string; token_reviewer_jwt_set?: boolean };
+  };
+  if (read.data?.kubernetes_host !== kube.server || read.data.token_reviewer_jwt_set !== true) {
+    throw new Error(`OpenBao ${path} did not keep the configuration: ${JSON.stringify(read.data)}`);
+  }
+  return { ...bao, kubernetesAuthMount: KUBERNETES_MOUNT };
+}
