@@ -1,0 +1,726 @@
+// The webhook's registry client against the real registries of the test infrastructure
+// (distribution: plain HTTP + anonymous, and TLS + htpasswd basic auth), with a real TCP proxy in
+// front where a test needs a slow, failing or counted connection.
+import { execFile } from "node:child_process";
+import { createHash, randomBytes, sign, X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createMetrics, type Metrics } from "../../webhook/metrics.ts";
+import type { ImageLookupResult } from "../../webhook/mutate.ts";
+import { createRegistryClient, MAX_DOCUMENT_BYTES, type RegistryClient } from "../../webhook/registry/client.ts";
+import { parsePullSecret, type RegistryCredential } from "../../webhook/registry/credentials.ts";
+import type { RegistrySettings } from "../../webhook/settings.ts";
+import { service, skipWithout } from "../infra/coords.ts";
+import { runInstallScript } from "../infra/install.ts";
+import { freePort, startDaemon, stopDaemon, waitUntil } from "../infra/proc.ts";
+import { type RegistryEndpoint, registryFetch } from "../infra/registry.ts";
+import { startTcpProxy, type TcpProxy } from "../infra/tcp-proxy.ts";
+import { cacheDir } from "../infra/up.ts";
+
+const registry = () => service("registry");
+const plainHost = () => registry().plain.host;
+const secureHost = () => registry().secure.host;
+
+function image(key: string) {
+  const found = registry().images[key];
+  if (!found) throw new Error(`the registry coordinates have no image "${key}"`);
+  return found;
+}
+
+/** `<host>/<repository>:<tag>` of a test image, on another host (a proxy, a mirror name). */
+const onHost = (key: string, host: string, reference = `:${image(key).tag}`) => `${host}/${image(key).repository}${reference}`;
+
+const clients: RegistryClient[] = [];
+const proxies: TcpProxy[] = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close();
+  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
+});
+
+function settings(overrides: Partial<RegistrySettings>): RegistrySettings {
+  return {
+    plainHttp: [plainHost()],
+    mirrors: {},
+    timeoutMs: 5000,
+    cacheTtlMs: 60_000,
+    cacheSize: 100,
+    concurrency: 8,
+    defaultPlatform: { os: "linux", architecture: "amd64" },
+    caFile: registry().secure.caFile,
+    ...overrides,
+  };
+}
+
+function newClient(overrides: Partial<RegistrySettings> = {}): { client: RegistryClient; metrics: Metrics } {
+  const metrics = createMetrics({ defaultMetrics: false });
+  const client = createRegistryClient(settings(overrides), metrics);
+  clients.push(client);
+  return { client, metrics };
+}
+
+async function proxyTo(host: string, options: { delayMs?: number } = {}): Promise<TcpProxy> {
+  const [targetHost = "", port] = host.split(":");
+  const proxy = await startTcpProxy({ targetHost, targetPort: Number(port), ...options });
+  proxies.push(proxy);
+  return proxy;
+}
+
+async function count(metric: Metrics["registryLookups"] | Metrics["registryCacheHits"], label: string): Promise<number> {
+  const { values } = await metric.get();
+  return values.find((value) => Object.values(value.labels).includes(label))?.value ?? 0;
+}
+
+/** Credentials as the webhook gets them: a kubernetes.io/dockerconfigjson Secret's `data`. */
+function pullSecret(auths: Record<string, { username: string; password: string }>, name = "team/pull"): RegistryCredential[] {
+  const config = {
+    auths: Object.fromEntries(
+      Object.entries(auths).map(([host, { username, password }]) => [
+        host,
+        { auth: Buffer.from(`${username}:${password}`).toString("base64") },
+      ]),
+    ),
+  };
+  const parsed = parsePullSecret(
+    { type: "kubernetes.io/dockerconfigjson", data: { ".dockerconfigjson": Buffer.from(JSON.stringify(config)).toString("base64") } },
+    name,
+  );
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.credentials;
+}
+
+function expectConfig(result: ImageLookupResult, want: { entrypoint?: string[]; cmd?: string[] }): void {
+  expect(result).toEqual({ ok: true, config: want });
+}
+
+function expectError(result: ImageLookupResult, ...parts: string[]): string {
+  expect(result.ok, JSON.stringify(result)).toBe(false);
+  const error = result.ok ? "" : result.error;
+  for (const part of parts) expect(error).toContain(part);
+  return error;
+}
+
+const anonymous = { credentials: [] };
+
+describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
+  describe("on a plain-HTTP anonymous registry", () => {
+    const kinds = ["entrypointCmd", "cmdOnly", "entrypointOnly", "dockerV2"].flatMap((key) => [
+      { key, by: "tag", reference: () => image(key).reference },
+      { key, by: "digest", reference: () => onHost(key, plainHost(), `@${image(key).digest}`) },
+    ]);
+
+    it.each(kinds)("reads ENTRYPOINT and CMD of $key by $by", async ({ key, reference }) => {
+      const { entrypoint, cmd } = image(key);
+      expectConfig(await newClient().client.imageConfig(reference(), anonymous), {
+        ...(entrypoint ? { entrypoint } : {}),
+        ...(cmd ? { cmd } : {}),
+      });
+    });
+
+    it("reads an image without a tag as :latest", async () => {
+      expectConfig(await newClient().client.imageConfig(onHost("entrypointOnly", plainHost(), ""), anonymous), {
+        entrypoint: image("entrypointOnly").entrypoint,
+      });
+    });
+
+    it("fetches by digest when a reference has a tag and a digest (the tag need not exist)", async () => {
+      const reference = onHost("cmdOnly", plainHost(), `:no-such-tag@${image("cmdOnly").digest}`);
+      expectConfig(await newClient().client.imageConfig(reference, anonymous), { cmd: image("cmdOnly").cmd });
+    });
+  });
+
+  describe("with a multi-platform image", () => {
+    const platforms = () => image("multiPlatform").platforms ?? {};
+
+    it.each([
+      { name: "the default platform (amd64)", architecture: undefined, want: "linux/amd64" },
+      { name: "amd64", architecture: "amd64", want: "linux/amd64" },
+      { name: "arm64, matching the index's arm64/v8", architecture: "arm64", want: "linux/arm64" },
+      { name: "aarch64, normalized to arm64", architecture: "aarch64", want: "linux/arm64" },
+    ])("picks the manifest for $name", async ({ architecture, want }) => {
+      const result = await newClient().client.imageConfig(image("multiPlatform").reference, {
+        credentials: [],
+        ...(architecture ? { architecture } : {}),
+      });
+      expectConfig(result, { entrypoint: platforms()[want]?.entrypoint ?? [] });
+    });
+
+    it("uses a default platform with a variant (linux/arm64/v8)", async () => {
+      const { client } = newClient({ defaultPlatform: { os: "linux", architecture: "arm64", variant: "v8" } });
+      expectConfig(await client.imageConfig(image("multiPlatform").reference, anonymous), { entrypoint: ["/app/arm64"] });
+    });
+
+    it("picks the platform from an index fetched by digest", async () => {
+      const reference = onHost("multiPlatform", plainHost(), `@${image("multiPlatform").digest}`);
+      expectConfig(await newClient().client.imageConfig(reference, { architecture: "arm64", credentials: [] }), {
+        entrypoint: ["/app/arm64"],
+      });
+    });
+
+    it("names the platforms there are when the wanted one is missing", async () => {
+      const result = await newClient().client.imageConfig(image("multiPlatform").reference, { architecture: "s390x", credentials: [] });
+      expectError(
+        result,
+        `no linux/s390x image in the index of ${image("multiPlatform").reference}`,
+        "(available: linux/amd64, linux/arm64/v8)",
+      );
+    });
+  });
+
+  describe("on a TLS registry with basic auth", () => {
+    const secret = () => ({ username: registry().secure.username, password: registry().secure.password });
+
+    it("reads the private image with the right imagePullSecret", async () => {
+      const result = await newClient().client.imageConfig(image("private").reference, {
+        credentials: pullSecret({ [secureHost()]: secret() }),
+      });
+      expectConfig(result, { entrypoint: image("private").entrypoint });
+    });
+
+    it("accepts the key as docker writes it (https://host/v2/)", async () => {
+      const result = await newClient().client.imageConfig(image("private").reference, {
+        credentials: pullSecret({ [`https://${secureHost()}/v2/`]: secret() }),
+      });
+      expectConfig(result, { entrypoint: image("private").entrypoint });
+    });
+
+    it("tries every matching credential in order", async () => {
+      const credentials = [
+        ...pullSecret({ [secureHost()]: { ...secret(), password: "stale" } }, "team/old"),
+        ...pullSecret({ [secureHost()]: secret() }, "team/new"),
+      ];
+      expectConfig(await newClient().client.imageConfig(image("private").reference, { credentials }), {
+        entrypoint: image("private").entrypoint,
+      });
+    });
+
+    it("says which imagePullSecret was rejected, without its password", async () => {
+      const result = await newClient().client.imageConfig(image("private").reference, {
+        credentials: pullSecret({ [secureHost()]: { ...secret(), password: "wrong-password" } }),
+      });
+      const error = expectError(result, `unauthorized at ${secureHost()}`, "rejected the credentials of imagePullSecret team/pull");
+      expect(error).not.toContain("wrong-password");
+    });
+
+    it("asks for an imagePullSecret when the pod has none for the registry", async () => {
+      const result = await newClient().client.imageConfig(image("private").reference, {
+        credentials: pullSecret({ "other.example.com": secret() }),
+      });
+      const error = expectError(result, `unauthorized at ${secureHost()}`, "add an imagePullSecret");
+      expect(error).not.toContain(registry().secure.password);
+    });
+
+    it("says to configure the CA when the registry's certificate is not trusted", async () => {
+      const { client } = newClient({ caFile: undefined });
+      expectError(
+        await client.imageConfig(image("private").reference, anonymous),
+        `the TLS certificate of ${secureHost()} is not trusted`,
+        "KUSTODIA_REGISTRY_CA_FILE",
+      );
+    });
+
+    it("says to list a plain-HTTP registry when it is spoken to with TLS", async () => {
+      const result = await newClient({ plainHttp: [] }).client.imageConfig(image("cmdOnly").reference, anonymous);
+      expectError(result, `${plainHost()} does not answer TLS`, "KUSTODIA_REGISTRY_PLAIN_HTTP");
+    });
+  });
+
+  describe("errors", () => {
+    it.each([
+      {
+        name: "a missing repository",
+        reference: () => `${plainHost()}/kustodia-test/no-such-image:v1`,
+        what: "manifest kustodia-test/no-such-image:v1",
+      },
+      {
+        name: "a missing tag",
+        reference: () => onHost("cmdOnly", plainHost(), ":no-such-tag"),
+        what: `manifest ${image("cmdOnly").repository}:no-such-tag`,
+      },
+      {
+        name: "a missing digest",
+        reference: () => onHost("cmdOnly", plainHost(), `@sha256:${"0".repeat(64)}`),
+        what: `manifest ${image("cmdOnly").repository}@sha256:${"0".repeat(64)}`,
+      },
+    ])("answers $name with the registry's 404", async ({ reference, what }) => {
+      expectError(
+        await newClient().client.imageConfig(reference(), anonymous),
+        `registry ${plainHost()} answered 404 for ${what} (does the image exist?)`,
+      );
+    });
+
+    it("rejects a malformed image name before any request", async () => {
+      expectError(
+        await newClient().client.imageConfig(`${plainHost()}/Kustodia/App:v1`, anonymous),
+        "is not a valid image reference",
+        "must be lowercase",
+      );
+    });
+
+    it("says when nothing listens at the registry's address", async () => {
+      const host = `127.0.0.1:${await freePort()}`;
+      const result = await newClient({ plainHttp: [host] }).client.imageConfig(onHost("cmdOnly", host), anonymous);
+      expectError(result, `cannot connect to ${host}: connection refused`);
+    });
+
+    it("refuses a config larger than the size cap", async () => {
+      const reference = await pushImageWithConfig(registry().plain, "kustodia-test/huge-config", {
+        config: { Entrypoint: ["/x"] },
+        padding: "x".repeat(MAX_DOCUMENT_BYTES),
+      });
+      expectError(
+        await newClient().client.imageConfig(reference, anonymous),
+        `registry ${plainHost()} sent more than ${MAX_DOCUMENT_BYTES} bytes`,
+      );
+    });
+
+    it("counts every lookup by result", async () => {
+      const { client, metrics } = newClient();
+      await client.imageConfig(image("cmdOnly").reference, anonymous);
+      await client.imageConfig(`${plainHost()}/kustodia-test/no-such-image:v1`, anonymous);
+      await client.imageConfig("Not A Name", anonymous);
+      expect([await count(metrics.registryLookups, "ok"), await count(metrics.registryLookups, "error")]).toEqual([1, 2]);
+    });
+  });
+
+  describe("cache", () => {
+    it("answers a second lookup from the caches without contacting the registry", async () => {
+      const proxy = await proxyTo(plainHost());
+      const { client, metrics } = newClient({ plainHttp: [proxy.host] });
+      const reference = onHost("entrypointCmd", proxy.host);
+      expect((await client.imageConfig(reference, anonymous)).ok).toBe(true);
+      const afterFirst = proxy.stats();
+      expectConfig(await client.imageConfig(reference, anonymous), {
+        entrypoint: image("entrypointCmd").entrypoint,
+        cmd: image("entrypointCmd").cmd,
+      });
+      expect(proxy.stats()).toEqual(afterFirst);
+      expect([await count(metrics.registryCacheHits, "tag"), await count(metrics.registryCacheHits, "config")]).toEqual([1, 1]);
+    });
+
+    it("re-resolves a tag once its TTL is over, and finds the config by digest", async () => {
+      const proxy = await proxyTo(plainHost());
+      const { client, metrics } = newClient({ plainHttp: [proxy.host], cacheTtlMs: 150 });
+      const reference = onHost("entrypointCmd", proxy.host);
+      await client.imageConfig(reference, anonymous);
+      const cold = proxy.stats().bytesToTarget;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      proxy.resetStats();
+      expect((await client.imageConfig(reference, anonymous)).ok).toBe(true);
+      expect(await count(metrics.registryCacheHits, "tag")).toBe(0);
+      expect(await count(metrics.registryCacheHits, "config")).toBe(1);
+      // Only the tag was asked again (one HEAD), not the manifest and config.
+      expect(proxy.stats().bytesToTarget).toBeGreaterThan(0);
+      expect(proxy.stats().bytesToTarget).toBeLessThan(cold / 2);
+    });
+
+    it("needs no tag resolution for an image given by digest", async () => {
+      const { client, metrics } = newClient();
+      const reference = onHost("cmdOnly", plainHost(), `@${image("cmdOnly").digest}`);
+      await client.imageConfig(reference, anonymous);
+      expect((await client.imageConfig(reference, anonymous)).ok).toBe(true);
+      expect([await count(metrics.registryCacheHits, "tag"), await count(metrics.registryCacheHits, "config")]).toEqual([0, 1]);
+    });
+
+    it("keeps platforms of one index apart", async () => {
+      const { client } = newClient();
+      expectConfig(await client.imageConfig(image("multiPlatform").reference, { architecture: "amd64", credentials: [] }), {
+        entrypoint: ["/app/amd64"],
+      });
+      expectConfig(await client.imageConfig(image("multiPlatform").reference, { architecture: "arm64", credentials: [] }), {
+        entrypoint: ["/app/arm64"],
+      });
+    });
+
+    it("hands out copies, so that a caller cannot change the cached config", async () => {
+      const { client } = newClient();
+      const first = await client.imageConfig(image("cmdOnly").reference, anonymous);
+      if (first.ok) first.config.cmd?.push("--changed");
+      expectConfig(await client.imageConfig(image("cmdOnly").reference, anonymous), { cmd: image("cmdOnly").cmd });
+    });
+  });
+
+  describe("mirrors", () => {
+    it("falls back to the registry when a mirror is down", async () => {
+      const down = `127.0.0.1:${await freePort()}`;
+      const { client } = newClient({ plainHttp: [plainHost(), down], mirrors: { [plainHost()]: [down] } });
+      expectConfig(await client.imageConfig(image("entrypointOnly").reference, anonymous), {
+        entrypoint: image("entrypointOnly").entrypoint,
+      });
+    });
+
+    it("reads from a mirror and never contacts the registry itself", async () => {
+      const { client } = newClient({ mirrors: { "mirror-test.invalid": [plainHost()] } });
+      const result = await client.imageConfig(onHost("entrypointCmd", "mirror-test.invalid"), anonymous);
+      expectConfig(result, { entrypoint: image("entrypointCmd").entrypoint, cmd: image("entrypointCmd").cmd });
+    });
+
+    it("reports what the mirror said when the registry fails too", async () => {
+      const { client } = newClient({ mirrors: { "mirror-test.invalid": [plainHost()] } });
+      const result = await client.imageConfig("mirror-test.invalid/kustodia-test/no-such-image:v1", anonymous);
+      expectError(
+        result,
+        "cannot resolve the registry host mirror-test.invalid",
+        `(mirrors tried first: registry ${plainHost()} answered 404`,
+      );
+    });
+  });
+
+  describe("limits", () => {
+    it("gives up at the lookup's deadline when the registry is slow", async () => {
+      const proxy = await proxyTo(plainHost(), { delayMs: 300 });
+      const { client } = newClient({ plainHttp: [proxy.host], timeoutMs: 500 });
+      const started = performance.now();
+      const result = await client.imageConfig(onHost("entrypointCmd", proxy.host), anonymous);
+      const elapsed = performance.now() - started;
+      expectError(result, `timed out after 500 ms contacting ${proxy.host}`);
+      expect(elapsed).toBeGreaterThanOrEqual(490);
+      expect(elapsed).toBeLessThan(900); // without a deadline: three round trips of 600 ms each
+    });
+
+    it("gives up at the deadline when the registry accepts and never answers", async () => {
+      const proxy = await proxyTo(plainHost());
+      await proxy.setMode("blackhole");
+      const { client } = newClient({ plainHttp: [proxy.host], timeoutMs: 300 });
+      const started = performance.now();
+      expectError(await client.imageConfig(onHost("cmdOnly", proxy.host), anonymous), `timed out after 300 ms contacting ${proxy.host}`);
+      expect(performance.now() - started).toBeLessThan(700);
+    });
+
+    it.each([
+      { mode: "reset" as const, says: "ECONNRESET" },
+      { mode: "refuse" as const, says: "connection refused" },
+    ])("says what happened when the registry's connections $mode", async ({ mode, says }) => {
+      const proxy = await proxyTo(plainHost());
+      await proxy.setMode(mode);
+      const result = await newClient({ plainHttp: [proxy.host] }).client.imageConfig(onHost("cmdOnly", proxy.host), anonymous);
+      expectError(result, proxy.host, says);
+    });
+
+    it("sends concurrent identical lookups upstream once", async () => {
+      const proxy = await proxyTo(plainHost());
+      const reference = onHost("multiPlatform", proxy.host);
+      const single = newClient({ plainHttp: [proxy.host] }).client;
+      await single.imageConfig(reference, anonymous);
+      single.close();
+      const oneLookup = proxy.stats();
+      proxy.resetStats();
+
+      const { client, metrics } = newClient({ plainHttp: [proxy.host] });
+      const results = await Promise.all(Array.from({ length: 20 }, () => client.imageConfig(reference, anonymous)));
+      expect(results.every((result) => result.ok)).toBe(true);
+      expect(proxy.stats()).toEqual(oneLookup);
+      expect(oneLookup.connections).toBe(1);
+      expect(await count(metrics.registryLookups, "ok")).toBe(20);
+    });
+
+    it("keeps at most `concurrency` requests in flight", async () => {
+      const proxy = await proxyTo(plainHost(), { delayMs: 5 });
+      const { client } = newClient({ plainHttp: [proxy.host], concurrency: 1 });
+      const keys = ["entrypointCmd", "cmdOnly", "entrypointOnly", "dockerV2", "multiPlatform"];
+      const results = await Promise.all(keys.map((key) => client.imageConfig(onHost(key, proxy.host), anonymous)));
+      expect(results.every((result) => result.ok)).toBe(true);
+      // One request at a time: each one finds the kept-alive connection free.
+      expect(proxy.stats().connections).toBe(1);
+    });
+  });
+});
+
+// ---- Bearer token auth ---------------------------------------------------------------------------
+// No real token server runs here, so this is a minimal one after the Docker token spec, written for
+// these tests: it checks Basic credentials or a refresh token and signs ES256 JWTs. The registry that
+// validates its tokens is the real distribution, started here with `auth: token`.
+
+const execFileAsync = promisify(execFile);
+const TOKEN_SERVICE = "kustodia-token-test";
+const TOKEN_ISSUER = "kustodia-token-test-issuer";
+const TOKEN_USER = {
+  username: "bearer-user",
+  password: randomBytes(12).toString("base64url"),
+  refreshToken: randomBytes(12).toString("hex"),
+};
+
+interface TokenRegistry {
+  host: string;
+  tokenHost: string;
+  /** Token requests so far, by who asked: a username, `refresh` or `anonymous`. */
+  requests: string[];
+  /** expires_in of the tokens handed out from now on. */
+  setExpiresIn(seconds: number): void;
+  /** A token for `repository`, as a registrytoken in a docker config would carry it. */
+  issue(repository: string): string;
+  close(): Promise<void>;
+}
+
+/** The token registry's images: `public/app` anyone may pull, `private/app` only TOKEN_USER. */
+const BEARER_IMAGES = { public: "public/app", private: "private/app" };
+
+async function startTokenRegistry(): Promise<TokenRegistry> {
+  const dir = mkdtempSync(join(tmpdir(), "kustodia-token-registry-"));
+  await execFileAsync(
+    "openssl",
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"].concat([
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+      "-subj",
+      "/CN=kustodia-token-test",
+    ]),
+  );
+  const signer = {
+    key: readFileSync(join(dir, "key.pem"), "utf8"),
+    x5c: new X509Certificate(readFileSync(join(dir, "cert.pem"))).raw.toString("base64"),
+  };
+  let expiresIn = 300;
+  const requests: string[] = [];
+  const issue = (subject: string, access: object[]) => signToken(signer, subject, access, expiresIn);
+  const server = createServer((request, response) =>
+    answerTokenRequest(
+      request,
+      response,
+      requests,
+      (subject, access) => issue(subject, access),
+      () => expiresIn,
+    ),
+  );
+  const tokenPort = await freePort();
+  await new Promise<void>((resolve) => server.listen(tokenPort, "127.0.0.1", resolve));
+  const daemon = await startDistribution(dir, `http://127.0.0.1:${tokenPort}/token`);
+  const tokenRegistry: TokenRegistry = {
+    host: daemon.host,
+    tokenHost: `127.0.0.1:${tokenPort}`,
+    requests,
+    setExpiresIn: (seconds) => {
+      expiresIn = seconds;
+    },
+    issue: (repository) => issue(TOKEN_USER.username, [{ type: "repository", name: repository, actions: ["pull"] }]),
+    async close() {
+      await stopDaemon(daemon.pid);
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  const pushToken = `Bearer ${issue(
+    TOKEN_USER.username,
+    Object.values(BEARER_IMAGES).map((name) => ({ type: "repository", name, actions: ["pull", "push"] })),
+  )}`;
+  for (const [visibility, repository] of Object.entries(BEARER_IMAGES)) {
+    await pushImageWithConfig(
+      { url: `http://${daemon.host}`, host: daemon.host },
+      repository,
+      { config: { Entrypoint: [`/${visibility}`] } },
+      pushToken,
+    );
+  }
+  return tokenRegistry;
+}
+
+function signToken(signer: { key: string; x5c: string }, subject: string, access: object[], expiresIn: number): string {
+  const now = Math.floor(Date.now() / 1000);
+  const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const header = encode({ typ: "JWT", alg: "ES256", x5c: [signer.x5c] });
+  const claims = encode({
+    iss: TOKEN_ISSUER,
+    sub: subject,
+    aud: TOKEN_SERVICE,
+    iat: now,
+    nbf: now - 10,
+    exp: now + expiresIn,
+    jti: randomBytes(8).toString("hex"),
+    access,
+  });
+  const signature = sign("sha256", Buffer.from(`${header}.${claims}`), { key: signer.key, dsaEncoding: "ieee-p1363" }).toString(
+    "base64url",
+  );
+  return `${header}.${claims}.${signature}`;
+}
+
+/** GET with Basic (or no) credentials, or POST with a refresh token; grants pull of `public/*` to anyone, all to TOKEN_USER. */
+function answerTokenRequest(
+  request: IncomingMessage,
+  response: ServerResponse,
+  requests: string[],
+  issue: (subject: string, access: object[]) => string,
+  expiresIn: () => number,
+): void {
+  const chunks: Buffer[] = [];
+  request.on("data", (chunk: Buffer) => chunks.push(chunk));
+  request.on("end", () => {
+    const url = new URL(request.url ?? "/", "http://token");
+    const form = request.method === "POST" ? new URLSearchParams(Buffer.concat(chunks).toString()) : url.searchParams;
+    const basic = /^Basic (.+)$/.exec(request.headers.authorization ?? "")?.[1];
+    const [user, password] = basic ? Buffer.from(basic, "base64").toString().split(":") : [];
+    let who = "anonymous";
+    if (request.method === "POST")
+      who = form.get("grant_type") === "refresh_token" && form.get("refresh_token") === TOKEN_USER.refreshToken ? "refresh" : "rejected";
+    else if (basic) who = user === TOKEN_USER.username && password === TOKEN_USER.password ? TOKEN_USER.username : "rejected";
+    requests.push(who);
+    if (who === "rejected" || form.get("service") !== TOKEN_SERVICE) {
+      response.writeHead(401, { "content-type": "application/json" }).end('{"details":"incorrect username or password"}');
+      return;
+    }
+    const [type, name = "", actions = ""] = (form.get("scope") ?? "").split(":");
+    const granted = who !== "anonymous" || name.startsWith("public/") ? actions.split(",").filter((action) => action === "pull") : [];
+    const token = issue(who, [{ type, name, actions: granted }]);
+    response
+      .writeHead(200, { "content-type": "application/json" })
+      .end(JSON.stringify({ token, access_token: token, expires_in: expiresIn(), issued_at: new Date().toISOString() }));
+  });
+}
+
+async function startDistribution(dir: string, realm: string): Promise<{ host: string; pid: number }> {
+  const [binary = ""] = await runInstallScript("install-registry.sh", cacheDir());
+  const host = `127.0.0.1:${await freePort()}`;
+  const config = {
+    version: "0.1",
+    log: { level: "warn" },
+    storage: { filesystem: { rootdirectory: join(dir, "data") } },
+    http: { addr: host, secret: randomBytes(16).toString("hex") },
+    auth: { token: { realm, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER, rootcertbundle: join(dir, "cert.pem") } },
+  };
+  writeFileSync(join(dir, "config.yml"), JSON.stringify(config));
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("REGISTRY_")));
+  const daemon = startDaemon({
+    name: "registry-token",
+    command: binary,
+    args: ["serve", join(dir, "config.yml")],
+    logFile: join(dir, "registry.log"),
+    env,
+  });
+  await waitUntil(
+    daemon,
+    "GET /v2/ to answer 401",
+    async () => (await registryFetch({ url: `http://${host}` }, "/v2/")).status === 401,
+    30_000,
+  );
+  return { host, pid: daemon.pid };
+}
+
+describe.skipIf(skipWithout("registry"))("createRegistryClient with a Bearer token registry", () => {
+  let tokens: TokenRegistry;
+  beforeAll(async () => {
+    tokens = await startTokenRegistry();
+  });
+  afterAll(async () => {
+    await tokens?.close();
+  });
+  const bearerClient = (overrides: Partial<RegistrySettings> = {}) =>
+    newClient({ plainHttp: [tokens.host, tokens.tokenHost], ...overrides });
+  const reference = (visibility: keyof typeof BEARER_IMAGES) => `${tokens.host}/${BEARER_IMAGES[visibility]}:v1`;
+  const user = (fields: Partial<RegistryCredential>): RegistryCredential[] => [{ registry: tokens.host, source: "team/token", ...fields }];
+
+  it("pulls a public image with an anonymous token", async () => {
+    expectConfig(await bearerClient().client.imageConfig(reference("public"), anonymous), { entrypoint: ["/public"] });
+    expect(tokens.requests.at(-1)).toBe("anonymous");
+  });
+
+  it.each([
+    {
+      name: "username and password",
+      credential: () => user({ username: TOKEN_USER.username, password: TOKEN_USER.password }),
+      asked: TOKEN_USER.username,
+    },
+    { name: "an identity (refresh) token", credential: () => user({ identityToken: TOKEN_USER.refreshToken }), asked: "refresh" },
+  ])("pulls a private image with $name", async ({ credential, asked }) => {
+    expectConfig(await bearerClient().client.imageConfig(reference("private"), { credentials: credential() }), {
+      entrypoint: ["/private"],
+    });
+    expect(tokens.requests.at(-1)).toBe(asked);
+  });
+
+  it("sends a registry token as it is, without asking the token server", async () => {
+    const before = tokens.requests.length;
+    const result = await bearerClient().client.imageConfig(reference("private"), {
+      credentials: user({ registryToken: tokens.issue(BEARER_IMAGES.private) }),
+    });
+    expectConfig(result, { entrypoint: ["/private"] });
+    expect(tokens.requests.length).toBe(before);
+  });
+
+  it("says which imagePullSecret the token server rejected", async () => {
+    const result = await bearerClient().client.imageConfig(reference("private"), {
+      credentials: user({ username: TOKEN_USER.username, password: "wrong-password" }),
+    });
+    const error = expectError(result, `unauthorized at ${tokens.host}`, "rejected the credentials of imagePullSecret team/token");
+    expect(error).not.toContain("wrong-password");
+  });
+
+  it("asks for an imagePullSecret when an anonymous token is not enough", async () => {
+    expectError(
+      await bearerClient().client.imageConfig(reference("private"), anonymous),
+      `unauthorized at ${tokens.host}`,
+      "add an imagePullSecret",
+    );
+  });
+
+  it("sends no credentials to a plain-HTTP token endpoint that is not listed as plain HTTP", async () => {
+    const before = tokens.requests.length;
+    const { client } = bearerClient({ plainHttp: [tokens.host] });
+    const result = await client.imageConfig(reference("private"), {
+      credentials: user({ username: TOKEN_USER.username, password: TOKEN_USER.password }),
+    });
+    expectError(result, `the token endpoint http://${tokens.tokenHost} is plain HTTP`, "KUSTODIA_REGISTRY_PLAIN_HTTP");
+    expect(tokens.requests.length).toBe(before);
+  });
+
+  it("reuses a token until it expires", async () => {
+    const { client } = bearerClient({ cacheTtlMs: 1 });
+    const credentials = user({ username: TOKEN_USER.username, password: TOKEN_USER.password });
+    tokens.setExpiresIn(11); // kept 1 s: the client renews 10 s before expiry
+    try {
+      const before = tokens.requests.length;
+      await client.imageConfig(reference("private"), { credentials });
+      await client.imageConfig(reference("private"), { credentials }); // the tag is re-resolved with the cached token
+      expect(tokens.requests.length - before).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      expectConfig(await client.imageConfig(reference("private"), { credentials }), { entrypoint: ["/private"] });
+      expect(tokens.requests.length - before).toBe(2);
+    } finally {
+      tokens.setExpiresIn(300);
+    }
+  });
+});
+
+const sha256 = (data: Buffer) => `sha256:${createHash("sha256").update(data).digest("hex")}`;
+
+/** Pushes an image whose config is `config` (JSON); returns its reference. */
+async function pushImageWithConfig(
+  endpoint: RegistryEndpoint & { host: string },
+  repository: string,
+  config: object,
+  authorization?: string,
+): Promise<string> {
+  const headers: Record<string, string> = authorization ? { authorization } : {};
+  const putBlob = async (data: Buffer) => {
+    const upload = await registryFetch(endpoint, `/v2/${repository}/blobs/uploads/`, { method: "POST", headers });
+    const location = new URL(String(upload.headers.location), endpoint.url);
+    location.searchParams.set("digest", sha256(data));
+    const put = await registryFetch(endpoint, location.href, {
+      method: "PUT",
+      headers: { ...headers, "content-type": "application/octet-stream" },
+      body: data,
+    });
+    if (put.status !== 201) throw new Error(`blob upload to ${repository}: ${put.status} ${put.body}`);
+    return { digest: sha256(data), size: data.length };
+  };
+  const configBlob = await putBlob(
+    Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] }, ...config })),
+  );
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...configBlob },
+    layers: [],
+  };
+  const put = await registryFetch(endpoint, `/v2/${repository}/manifests/v1`, {
+    method: "PUT",
+    headers: { ...headers, "content-type": manifest.mediaType },
+    body: JSON.stringify(manifest),
+  });
+  if (put.status !== 201) throw new Error(`manifest upload to ${repository}: ${put.status} ${put.body}`);
+  return `${endpoint.host}/${repository}:v1`;
+}

@@ -1,0 +1,73 @@
+// kustodia-webhook: reads its settings, wires the pieces together and serves until SIGTERM.
+import { KubeConfig } from "@kubernetes/client-node";
+import { VERSION } from "../common/version.ts";
+import { createImageLookup } from "./images.ts";
+import { createLogger } from "./logger.ts";
+import { createMetrics } from "./metrics.ts";
+import { createPullSecretReader } from "./pull-secrets.ts";
+import { createRegistryClient } from "./registry/client.ts";
+import { createApp, startServer } from "./server.ts";
+import { loadSettings, SettingsError } from "./settings.ts";
+
+const EX_CONFIG = 78;
+
+function pullSecretKubeConfig(): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  if (!kubeConfig.getCurrentCluster()) throw new Error("no cluster in the kubeconfig");
+  return kubeConfig;
+}
+
+async function main(): Promise<void> {
+  let settings: ReturnType<typeof loadSettings>;
+  try {
+    settings = loadSettings(process.env, VERSION);
+  } catch (error) {
+    if (!(error instanceof SettingsError)) throw error;
+    process.stderr.write(`kustodia-webhook: ${error.message}\n`);
+    process.exit(EX_CONFIG);
+  }
+  const log = createLogger(settings.logLevel);
+  const metrics = createMetrics();
+
+  let pullSecrets: ReturnType<typeof createPullSecretReader> | undefined;
+  if (settings.pullSecrets) {
+    try {
+      pullSecrets = createPullSecretReader(pullSecretKubeConfig());
+    } catch (error) {
+      log.warn({ error: (error as Error).message }, "pull-secret lookup is off: no usable Kubernetes client configuration");
+    }
+  } else {
+    log.info(
+      "pull-secret lookup is off: no kubeconfig (set KUBECONFIG, or run in a cluster); private images need kustodia.io/entrypoint.<container> or command:",
+    );
+  }
+
+  const registry = createRegistryClient(settings.registry, metrics);
+  let draining = false;
+  const app = createApp({
+    context: { settings, lookupImages: createImageLookup({ registry, pullSecrets }) },
+    metrics,
+    log,
+    bodyLimitBytes: settings.bodyLimitBytes,
+    isReady: () => !draining,
+  });
+  const server = await startServer(app, { ...settings.listen, tls: settings.tls, log });
+  log.info(
+    { listen: `${settings.listen.host}:${server.port}`, version: VERSION, delivery: settings.delivery, shimImage: settings.shimImage },
+    "kustodia webhook serving",
+  );
+
+  const shutdown = async (signal: string) => {
+    if (draining) return;
+    draining = true;
+    log.info({ signal }, "draining");
+    await server.close();
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+await main();

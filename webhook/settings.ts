@@ -1,0 +1,312 @@
+// The webhook's settings: read once at start from a YAML file (KUSTODIA_CONFIG_FILE) and env vars
+// (env wins), validated with errors that name the setting, then frozen. Nothing else reads
+// process.env.
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { BACKENDS } from "../common/reference.ts";
+import type { JsonObject } from "./pod.ts";
+
+export interface ShimDefaults {
+  backend?: string;
+  vaultAddr?: string;
+  vaultCaCert?: string;
+  vaultAuthMethod?: string;
+  vaultAuthPath?: string;
+  vaultRole?: string;
+  vaultKvMount?: string;
+  custodiaUrl?: string;
+  timeout?: string;
+  logLevel?: string;
+}
+
+export interface RegistrySettings {
+  /** `host:port` registries reached over plain HTTP. */
+  plainHttp: string[];
+  /** Registry host → mirror hosts tried first, in order (`docker.io` is the Docker Hub). */
+  mirrors: Record<string, string[]>;
+  timeoutMs: number;
+  /** How long a tag → digest answer is trusted; digest-addressed configs are kept for good (LRU). */
+  cacheTtlMs: number;
+  cacheSize: number;
+  concurrency: number;
+  /** Platform for multi-platform images when the pod pins none: `linux/amd64`. */
+  defaultPlatform: { os: string; architecture: string; variant?: string };
+  /** Extra CA bundle (PEM file) trusted for registries. */
+  caFile?: string;
+}
+
+export interface Settings {
+  listen: { host: string; port: number };
+  tls: { certFile: string; keyFile: string };
+  shimImage: string;
+  shimVersion: string;
+  delivery: "copy" | "image-volume";
+  emptyDirSizeLimit: string;
+  installResources: JsonObject;
+  installRunAsUser: number;
+  referencePrefix: string;
+  shimDefaults: ShimDefaults;
+  vaultAddrAllowlist: string[];
+  registry: RegistrySettings;
+  /** Never mutated, whatever the namespaceSelector says. */
+  excludedNamespaces: string[];
+  bodyLimitBytes: number;
+  logLevel: string;
+  /** Read pull secrets through the Kubernetes API (needs in-cluster config or KUBECONFIG). */
+  pullSecrets: boolean;
+}
+
+export class SettingsError extends Error {
+  override name = "SettingsError";
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `30s`, `1m30s`, `500ms` → milliseconds. */
+export function parseDuration(value: string, setting: string): number {
+  const parts = [...value.matchAll(/([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g)];
+  if (value === "" || parts.map((part) => part[0]).join("") !== value) {
+    throw new SettingsError(`${setting}: ${JSON.stringify(value)} is not a duration (examples: 500ms, 10s, 5m, 1h30m)`);
+  }
+  return parts.reduce((total, part) => total + Number(part[1]) * (DURATION_UNITS[part[2] as string] as number), 0);
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, k: 1e3, m: 1e6, ki: 1024, mi: 1024 ** 2, gi: 1024 ** 3 };
+
+export function parseByteSize(value: string, setting: string): number {
+  const match = /^([0-9]+)\s*([kmg]i?)?b?$/i.exec(value.trim());
+  const unit = SIZE_UNITS[(match?.[2] ?? "").toLowerCase()];
+  if (!match || unit === undefined) throw new SettingsError(`${setting}: ${JSON.stringify(value)} is not a size (examples: 8Mi, 512Ki)`);
+  return Number(match[1]) * unit;
+}
+
+function parseListen(value: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:]+)\]|([^:]*)):([0-9]{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535)
+    throw new SettingsError(`KUSTODIA_LISTEN: ${JSON.stringify(value)} must be <host>:<port>, like 0.0.0.0:8443 (port 0: any free port)`);
+  return { host: match[1] ?? (match[2] || "0.0.0.0"), port };
+}
+
+function parsePlatform(value: string, setting: string): RegistrySettings["defaultPlatform"] {
+  const [os, architecture, variant, extra] = value.split("/");
+  if (!os || !architecture || extra !== undefined)
+    throw new SettingsError(`${setting}: ${JSON.stringify(value)} must be os/arch[/variant], like linux/amd64`);
+  return variant ? { os, architecture, variant } : { os, architecture };
+}
+
+/** `docker.io=mirror.local:5000|mirror2:5000,quay.io=...` */
+function parseMirrors(value: string, setting: string): Record<string, string[]> {
+  const mirrors: Record<string, string[]> = {};
+  for (const entry of value.split(",").filter((item) => item.trim() !== "")) {
+    const [registry, hosts] = entry.split("=");
+    if (!registry || !hosts) throw new SettingsError(`${setting}: ${JSON.stringify(entry)} must be <registry>=<mirror>[|<mirror>...]`);
+    mirrors[registry.trim()] = hosts.split("|").map((host) => host.trim());
+  }
+  return mirrors;
+}
+
+type Source = Record<string, unknown>;
+
+function readConfigFile(path: string | undefined): Source {
+  if (!path) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new SettingsError(`KUSTODIA_CONFIG_FILE: cannot read ${path}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (error) {
+    throw new SettingsError(`KUSTODIA_CONFIG_FILE: ${path} is not valid YAML: ${(error as Error).message}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== "object" || Array.isArray(parsed))
+    throw new SettingsError(`KUSTODIA_CONFIG_FILE: ${path} must hold a YAML mapping`);
+  return parsed as Source;
+}
+
+/** A value from env (`envName`) or else from the file (`fileKey`, dotted), as a string. */
+function pick(env: NodeJS.ProcessEnv, file: Source, envName: string, fileKey: string): { value: string; from: string } | undefined {
+  const fromEnv = env[envName];
+  if (fromEnv !== undefined && fromEnv !== "") return { value: fromEnv, from: envName };
+  let node: unknown = file;
+  for (const key of fileKey.split(".")) node = typeof node === "object" && node !== null ? (node as Source)[key] : undefined;
+  if (node === undefined || node === null) return undefined;
+  const from = `${fileKey} (config file)`;
+  if (Array.isArray(node)) return { value: node.map(String).join(","), from };
+  if (typeof node === "object") return { value: JSON.stringify(node), from };
+  return { value: String(node), from };
+}
+
+function fileObject(file: Source, key: string): JsonObject | undefined {
+  const value = file[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new SettingsError(`${key} (config file) must be a mapping`);
+  return value as JsonObject;
+}
+
+const SHIM_DEFAULT_KEYS: [keyof ShimDefaults, string][] = [
+  ["backend", "KUSTODIA_SHIM_BACKEND"],
+  ["vaultAddr", "KUSTODIA_SHIM_VAULT_ADDR"],
+  ["vaultCaCert", "KUSTODIA_SHIM_VAULT_CACERT"],
+  ["vaultAuthMethod", "KUSTODIA_SHIM_VAULT_AUTH_METHOD"],
+  ["vaultAuthPath", "KUSTODIA_SHIM_VAULT_AUTH_PATH"],
+  ["vaultRole", "KUSTODIA_SHIM_VAULT_ROLE"],
+  ["vaultKvMount", "KUSTODIA_SHIM_VAULT_KV_MOUNT"],
+  ["custodiaUrl", "KUSTODIA_SHIM_CUSTODIA_URL"],
+  ["timeout", "KUSTODIA_SHIM_TIMEOUT"],
+  ["logLevel", "KUSTODIA_SHIM_LOG_LEVEL"],
+];
+
+const AUTH_METHODS = ["kubernetes", "jwt", "approle", "token"];
+
+function shimDefaults(env: NodeJS.ProcessEnv, file: Source): ShimDefaults {
+  const defaults: ShimDefaults = {};
+  for (const [key, envName] of SHIM_DEFAULT_KEYS) {
+    const found = pick(env, file, envName, `shimDefaults.${key}`);
+    if (found) defaults[key] = found.value;
+  }
+  if (defaults.backend && !(BACKENDS as readonly string[]).includes(defaults.backend)) {
+    throw new SettingsError(`KUSTODIA_SHIM_BACKEND: ${JSON.stringify(defaults.backend)} must be one of ${BACKENDS.join(", ")}`);
+  }
+  if (defaults.vaultAuthMethod && !AUTH_METHODS.includes(defaults.vaultAuthMethod)) {
+    throw new SettingsError(
+      `KUSTODIA_SHIM_VAULT_AUTH_METHOD: ${JSON.stringify(defaults.vaultAuthMethod)} must be one of ${AUTH_METHODS.join(", ")}`,
+    );
+  }
+  if (defaults.timeout) parseDuration(defaults.timeout, "KUSTODIA_SHIM_TIMEOUT");
+  for (const [key, name] of [
+    ["vaultAddr", "KUSTODIA_SHIM_VAULT_ADDR"],
+    ["custodiaUrl", "KUSTODIA_SHIM_CUSTODIA_URL"],
+  ] as const) {
+    const value = defaults[key];
+    if (value && !/^(https?|http\+unix):\/\/./.test(value))
+      throw new SettingsError(
+        `${name}: ${JSON.stringify(value)} must be an http(s):// URL${key === "custodiaUrl" ? " or http+unix:///path.sock" : ""}`,
+      );
+  }
+  return defaults;
+}
+
+function positiveInteger(found: { value: string; from: string } | undefined, fallback: number): number {
+  if (!found) return fallback;
+  const value = Number(found.value);
+  if (!Number.isInteger(value) || value < 1)
+    throw new SettingsError(`${found.from}: ${JSON.stringify(found.value)} must be a positive integer`);
+  return value;
+}
+
+function registrySettings(env: NodeJS.ProcessEnv, file: Source): RegistrySettings {
+  const timeout = pick(env, file, "KUSTODIA_REGISTRY_TIMEOUT", "registry.timeout");
+  const ttl = pick(env, file, "KUSTODIA_REGISTRY_CACHE_TTL", "registry.cacheTtl");
+  const platform = pick(env, file, "KUSTODIA_DEFAULT_PLATFORM", "registry.defaultPlatform");
+  const mirrorsEnv = env.KUSTODIA_REGISTRY_MIRRORS;
+  const fileMirrors = fileObject(file, "registry")?.mirrors;
+  let mirrors: Record<string, string[]> = {};
+  if (mirrorsEnv) mirrors = parseMirrors(mirrorsEnv, "KUSTODIA_REGISTRY_MIRRORS");
+  else if (fileMirrors !== undefined) {
+    if (typeof fileMirrors !== "object" || fileMirrors === null || Array.isArray(fileMirrors))
+      throw new SettingsError("registry.mirrors (config file) must map a registry to a list of mirrors");
+    for (const [registry, hosts] of Object.entries(fileMirrors)) {
+      if (!Array.isArray(hosts) || !hosts.every((host) => typeof host === "string"))
+        throw new SettingsError(`registry.mirrors.${registry} (config file) must be a list of hosts`);
+      mirrors[registry] = hosts as string[];
+    }
+  }
+  const caFile = pick(env, file, "KUSTODIA_REGISTRY_CA_FILE", "registry.caFile")?.value;
+  return {
+    plainHttp: (pick(env, file, "KUSTODIA_REGISTRY_PLAIN_HTTP", "registry.plainHttp")?.value ?? "")
+      .split(",")
+      .map((h) => h.trim())
+      .filter(Boolean),
+    mirrors,
+    timeoutMs: timeout ? parseDuration(timeout.value, timeout.from) : 5000,
+    cacheTtlMs: ttl ? parseDuration(ttl.value, ttl.from) : 5 * 60_000,
+    cacheSize: positiveInteger(pick(env, file, "KUSTODIA_REGISTRY_CACHE_SIZE", "registry.cacheSize"), 1000),
+    concurrency: positiveInteger(pick(env, file, "KUSTODIA_REGISTRY_CONCURRENCY", "registry.concurrency"), 16),
+    defaultPlatform: parsePlatform(platform?.value ?? "linux/amd64", platform?.from ?? "KUSTODIA_DEFAULT_PLATFORM"),
+    ...(caFile ? { caFile } : {}),
+  };
+}
+
+const DEFAULT_INSTALL_RESOURCES: JsonObject = { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "128Mi" } };
+
+function required(found: { value: string } | undefined, name: string, what: string): string {
+  if (!found) throw new SettingsError(`${name} is required: ${what}`);
+  return found.value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export function loadSettings(env: NodeJS.ProcessEnv, shimVersion: string): Readonly<Settings> {
+  const file = readConfigFile(env.KUSTODIA_CONFIG_FILE);
+  const delivery = pick(env, file, "KUSTODIA_DELIVERY", "delivery")?.value ?? "copy";
+  if (delivery !== "copy" && delivery !== "image-volume")
+    throw new SettingsError(`KUSTODIA_DELIVERY: ${JSON.stringify(delivery)} must be "copy" or "image-volume"`);
+  const emptyDirSizeLimit = pick(env, file, "KUSTODIA_EMPTYDIR_SIZE_LIMIT", "emptyDirSizeLimit")?.value ?? "256Mi";
+  parseByteSize(emptyDirSizeLimit, "KUSTODIA_EMPTYDIR_SIZE_LIMIT");
+  const prefix = pick(env, file, "KUSTODIA_PREFIX", "referencePrefix")?.value ?? "SECRET_";
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(prefix))
+    throw new SettingsError(`KUSTODIA_PREFIX: ${JSON.stringify(prefix)} must be an env var name prefix like SECRET_`);
+  const bodyLimit = pick(env, file, "KUSTODIA_BODY_LIMIT", "bodyLimit");
+  const pullSecrets = pick(env, file, "KUSTODIA_PULL_SECRETS", "pullSecrets")?.value ?? "auto";
+  if (!["auto", "true", "false"].includes(pullSecrets))
+    throw new SettingsError(`KUSTODIA_PULL_SECRETS: ${JSON.stringify(pullSecrets)} must be auto, true or false`);
+
+  const settings: Settings = {
+    listen: parseListen(pick(env, file, "KUSTODIA_LISTEN", "listen")?.value ?? "0.0.0.0:8443"),
+    tls: {
+      certFile: required(
+        pick(env, file, "KUSTODIA_TLS_CERT_FILE", "tls.certFile"),
+        "KUSTODIA_TLS_CERT_FILE",
+        "the webhook's serving certificate (PEM)",
+      ),
+      keyFile: required(
+        pick(env, file, "KUSTODIA_TLS_KEY_FILE", "tls.keyFile"),
+        "KUSTODIA_TLS_KEY_FILE",
+        "the private key of the serving certificate (PEM)",
+      ),
+    },
+    shimImage: required(
+      pick(env, file, "KUSTODIA_SHIM_IMAGE", "shimImage"),
+      "KUSTODIA_SHIM_IMAGE",
+      "the image the kustodia-install init container runs",
+    ),
+    shimVersion,
+    delivery,
+    emptyDirSizeLimit,
+    installResources: fileObject(file, "installResources") ?? DEFAULT_INSTALL_RESOURCES,
+    installRunAsUser: positiveInteger(pick(env, file, "KUSTODIA_INSTALL_RUN_AS_USER", "installRunAsUser"), 65532),
+    referencePrefix: prefix,
+    shimDefaults: shimDefaults(env, file),
+    vaultAddrAllowlist: (pick(env, file, "KUSTODIA_VAULT_ADDR_ALLOWLIST", "vaultAddrAllowlist")?.value ?? "")
+      .split(",")
+      .map((a) => a.trim())
+      .filter(Boolean),
+    registry: registrySettings(env, file),
+    excludedNamespaces: (pick(env, file, "KUSTODIA_EXCLUDED_NAMESPACES", "excludedNamespaces")?.value ?? "kube-system")
+      .split(",")
+      .map((n) => n.trim())
+      .filter(Boolean),
+    bodyLimitBytes: bodyLimit ? parseByteSize(bodyLimit.value, bodyLimit.from) : 8 * 1024 ** 2,
+    logLevel: pick(env, file, "KUSTODIA_LOG_LEVEL", "logLevel")?.value ?? "info",
+    pullSecrets: pullSecrets === "true" || (pullSecrets === "auto" && Boolean(env.KUBERNETES_SERVICE_HOST || env.KUBECONFIG)),
+  };
+  if (env.POD_NAMESPACE && !settings.excludedNamespaces.includes(env.POD_NAMESPACE)) settings.excludedNamespaces.push(env.POD_NAMESPACE);
+  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(settings.logLevel)) {
+    throw new SettingsError(
+      `KUSTODIA_LOG_LEVEL: ${JSON.stringify(settings.logLevel)} must be one of fatal, error, warn, info, debug, trace, silent`,
+    );
+  }
+  return deepFreeze(settings);
+}
