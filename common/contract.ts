@@ -76,6 +76,11 @@ export const SHIM_IN_IMAGE = "/kustodia/kustodia-shim";
 /** Where the install init container mounts the shared volume it fills. */
 export const INSTALL_MOUNT_PATH = "/mnt/kustodia";
 
+/** Where the kubelet mounts a pod's ServiceAccount token when automounting is on. */
+export const SERVICE_ACCOUNT_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+/** Where the webhook mounts a projected token for the shim when the pod has no automounted one. */
+export const SHIM_TOKEN_DIR = "/var/run/secrets/kustodia.io/serviceaccount";
+
 /** Shim exit codes (sysexits.h). */
 export const ExitCode = {
   /** EX_CONFIG: a reference could not be resolved (missing, denied, malformed). */

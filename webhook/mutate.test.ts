@@ -20,10 +20,14 @@ function pod(spec: JsonObject, annotations: Record<string, string> = { [Annotati
   return { apiVersion: "v1", kind: "Pod", metadata: { name: "p", namespace: "ns", annotations }, spec };
 }
 
+/** What the ServiceAccount admission plugin mounts into every container when automounting is on. */
+const serviceAccountMount = { name: "kube-api-access-abcde", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true };
+
 const app = (extra: JsonObject = {}): JsonObject => ({
   name: "app",
   image: "example/app:1",
   env: [{ name: "SECRET_PASSWORD", value: "myapp/password" }],
+  volumeMounts: [serviceAccountMount],
   ...extra,
 });
 
@@ -153,7 +157,10 @@ describe("mutatePod: what is added", () => {
 
   it("mounts the volume read-only at /kustodia in selected containers only", () => {
     const result = mutated(input).pod;
-    expect(container(result, "app").volumeMounts).toEqual([{ name: "kustodia", mountPath: MOUNT_PATH, readOnly: true }]);
+    expect(container(result, "app").volumeMounts).toEqual([
+      serviceAccountMount,
+      { name: "kustodia", mountPath: MOUNT_PATH, readOnly: true },
+    ]);
     expect(container(result, "migrate").volumeMounts).toBeUndefined();
     expect(container(result, "migrate").command).toEqual(["/m"]);
   });
@@ -235,13 +242,14 @@ describe("mutatePod: what is added", () => {
     const taken = pod({
       volumes: [{ name: "kustodia", emptyDir: {} }],
       initContainers: [{ name: "kustodia-install", image: "x", command: ["/x"] }],
-      containers: [app({ command: ["/a"], volumeMounts: [{ name: "kustodia", mountPath: "/data" }] })],
+      containers: [app({ command: ["/a"], volumeMounts: [serviceAccountMount, { name: "kustodia", mountPath: "/data" }] })],
     });
     const result = mutated(taken).pod;
     const spec = result.spec as { initContainers: JsonObject[]; volumes: JsonObject[] };
     expect(spec.volumes.map((v) => v.name)).toEqual(["kustodia", "kustodia-1"]);
     expect(spec.initContainers.map((c) => c.name)).toEqual(["kustodia-install-1", "kustodia-install"]);
     expect(container(result, "app").volumeMounts).toEqual([
+      serviceAccountMount,
       { name: "kustodia", mountPath: "/data" },
       { name: "kustodia-1", mountPath: "/kustodia", readOnly: true },
     ]);
@@ -383,5 +391,92 @@ describe("mutatePod: the patch", () => {
     expect((applied.spec as JsonObject).futureField).toEqual({ nested: [1, 2, { deep: true }] });
     expect(container(applied, "app").futureContainerField).toBe("keep-me");
     expect(mutatePod(applied, settings, noImages).kind).toBe("skip");
+  });
+});
+
+describe("mutatePod: corpus findings", () => {
+  it("keeps $ in image ENTRYPOINT/CMD literal for the kubelet ($ → $$)", () => {
+    const images = new Map<string, ImageLookupResult>([
+      ["app", { ok: true, config: { entrypoint: ["/bin/sh", "-c"], cmd: ["exec worker --n=$(nproc) --pid=/tmp/w-$$.pid"] } }],
+    ]);
+    const c = container(mutated(pod({ containers: [app()] }), images).pod, "app");
+    expect(c.command).toEqual([SHIM_PATH, "--", "/bin/sh", "-c"]);
+    expect(c.args).toEqual(["exec worker --n=$$(nproc) --pid=/tmp/w-$$$$.pid"]);
+  });
+
+  it("leaves $ in the pod's own command and args alone (the kubelet expands them as before)", () => {
+    const c = container(mutated(pod({ containers: [app({ command: ["/a", "$(HOME)"], args: ["$$"] })] })).pod, "app");
+    expect(c.command).toEqual([SHIM_PATH, "--", "/a", "$(HOME)"]);
+    expect(c.args).toEqual(["$$"]);
+  });
+
+  it.each([
+    [
+      "a single-arch required affinity",
+      [{ matchExpressions: [{ key: "kubernetes.io/arch", operator: "In", values: ["arm64"] }] }],
+      "arm64",
+    ],
+    [
+      "every term the same arch",
+      [
+        { matchExpressions: [{ key: "kubernetes.io/arch", operator: "In", values: ["arm64"] }] },
+        {
+          matchExpressions: [
+            { key: "kubernetes.io/arch", operator: "In", values: ["arm64"] },
+            { key: "zone", operator: "In", values: ["a"] },
+          ],
+        },
+      ],
+      "arm64",
+    ],
+    ["two archs allowed", [{ matchExpressions: [{ key: "kubernetes.io/arch", operator: "In", values: ["arm64", "amd64"] }] }], undefined],
+    [
+      "terms disagreeing",
+      [
+        { matchExpressions: [{ key: "kubernetes.io/arch", operator: "In", values: ["arm64"] }] },
+        { matchExpressions: [{ key: "zone", operator: "In", values: ["a"] }] },
+      ],
+      undefined,
+    ],
+  ])("reads the architecture from %s", (_name, nodeSelectorTerms, architecture) => {
+    const input = pod({
+      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms } } },
+      containers: [app()],
+    });
+    expect(imagesNeeded(input, settings)).toEqual([
+      { container: "app", image: "example/app:1", ...(architecture ? { architecture } : {}) },
+    ]);
+  });
+
+  it("mounts a projected token for the shim when the container has no automounted ServiceAccount token", () => {
+    const result = mutated(pod({ automountServiceAccountToken: false, containers: [app({ command: ["/a"], volumeMounts: [] })] }));
+    const c = container(result.pod, "app");
+    expect(c.volumeMounts).toContainEqual({
+      name: "kustodia-token",
+      mountPath: "/var/run/secrets/kustodia.io/serviceaccount",
+      readOnly: true,
+    });
+    expect(c.env).toContainEqual({ name: "KUSTODIA_SA_TOKEN_FILE", value: "/var/run/secrets/kustodia.io/serviceaccount/token" });
+    expect((result.pod.spec as { volumes: JsonObject[] }).volumes).toContainEqual({
+      name: "kustodia-token",
+      projected: { defaultMode: 0o444, sources: [{ serviceAccountToken: { path: "token", expirationSeconds: 3600 } }] },
+    });
+    expect(result.warnings.join("\n")).toContain("no ServiceAccount token");
+  });
+
+  it("uses the automounted token when there is one, and none at all for Custodia", () => {
+    const automounted = app({
+      command: ["/a"],
+      volumeMounts: [{ name: "kube-api-access-x", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true }],
+    });
+    const result = mutated(pod({ containers: [automounted] }));
+    expect((result.pod.spec as { volumes: JsonObject[] }).volumes.map((v) => v.name)).toEqual(["kustodia"]);
+    const custodia = mutated(
+      pod(
+        { containers: [app({ command: ["/a"], volumeMounts: [] })] },
+        { [Annotations.inject]: "true", [Annotations.backend]: "custodia" },
+      ),
+    );
+    expect((custodia.pod.spec as { volumes: JsonObject[] }).volumes.map((v) => v.name)).toEqual(["kustodia"]);
   });
 });

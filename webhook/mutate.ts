@@ -5,8 +5,10 @@ import {
   INSTALL_CONTAINER_NAME,
   INSTALL_MOUNT_PATH,
   MOUNT_PATH,
+  SERVICE_ACCOUNT_TOKEN_DIR,
   SHIM_IN_IMAGE,
   SHIM_PATH,
+  SHIM_TOKEN_DIR,
   ShimEnv,
   VOLUME_NAME,
 } from "../common/contract.ts";
@@ -38,6 +40,7 @@ export type MutationSettings = Pick<
   | "referencePrefix"
   | "shimDefaults"
   | "vaultAddrAllowlist"
+  | "saTokenAudience"
 >;
 
 export interface ImageConfig {
@@ -142,9 +145,34 @@ function truncate(value: string): string {
   return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
 }
 
-/** The pod's pinned CPU architecture (nodeSelector `kubernetes.io/arch`), if any. */
+/**
+ * The pod's pinned CPU architecture, if any: nodeSelector `kubernetes.io/arch`, else a required node
+ * affinity whose every term admits exactly the same single architecture (Bitnami's
+ * `nodeAffinityPreset`, Karpenter examples).
+ */
 function podArchitecture(pod: JsonObject): string | undefined {
-  return stringAt(objectAt(objectAt(pod, "spec"), "nodeSelector"), "kubernetes.io/arch");
+  const spec = objectAt(pod, "spec");
+  const selected = stringAt(objectAt(spec, "nodeSelector"), "kubernetes.io/arch");
+  if (selected) return selected;
+  const required = objectAt(objectAt(objectAt(spec, "affinity"), "nodeAffinity"), "requiredDuringSchedulingIgnoredDuringExecution");
+  const terms = arrayAt(required, "nodeSelectorTerms") ?? [];
+  const perTerm = terms.map((term) => {
+    const archs = (arrayAt(term, "matchExpressions") ?? [])
+      .filter((expression) => stringAt(expression, "key") === "kubernetes.io/arch" && stringAt(expression, "operator") === "In")
+      .map((expression) => (arrayAt(expression, "values") ?? []).filter((value): value is string => typeof value === "string"));
+    return archs.length === 1 && archs[0]?.length === 1 ? archs[0][0] : undefined;
+  });
+  const first = perTerm[0];
+  return first !== undefined && perTerm.every((arch) => arch === first) ? first : undefined;
+}
+
+/**
+ * Words taken from the image (ENTRYPOINT/CMD, or the annotation standing in for them) are never
+ * expanded by Kubernetes, but in a pod's `command`/`args` the kubelet turns `$(VAR)` into VAR's value
+ * and `$$` into `$`. Doubling every `$` keeps them literal once they are written into the spec.
+ */
+function literalForKubelet(words: readonly string[]): string[] {
+  return words.map((word) => word.replaceAll("$", "$$$$"));
 }
 
 /** The images whose ENTRYPOINT/CMD `mutatePod` will need: selected containers without `command` or an entrypoint annotation. */
@@ -171,7 +199,7 @@ function shimCommand(pod: JsonObject, container: RawContainer, images: ReadonlyM
 
   const annotated = entrypointAnnotation(pod, container.name);
   if (annotated.error) return { error: annotated.error };
-  if (annotated.value) return { command: [...prefix, ...annotated.value], ...(args ? { args } : {}) };
+  if (annotated.value) return { command: [...prefix, ...literalForKubelet(annotated.value)], ...(args ? { args } : {}) };
 
   const fix = `set "command:" on container "${container.name}" or the annotation ${Annotations.entrypointPrefix}${container.name}: '["/path/to/app"]'`;
   if (typeof container.image !== "string" || container.image === "") return { error: `container "${container.name}" has no image; ${fix}` };
@@ -181,8 +209,8 @@ function shimCommand(pod: JsonObject, container: RawContainer, images: ReadonlyM
     return {
       error: `cannot read the ENTRYPOINT/CMD of image "${container.image}" (container "${container.name}"): ${looked.error}; ${fix}`,
     };
-  const entrypoint = looked.config.entrypoint ?? [];
-  const effectiveArgs = args ?? looked.config.cmd ?? [];
+  const entrypoint = literalForKubelet(looked.config.entrypoint ?? []);
+  const effectiveArgs = args ?? literalForKubelet(looked.config.cmd ?? []);
   if (entrypoint.length === 0 && effectiveArgs.length === 0) {
     return {
       error: `image "${container.image}" (container "${container.name}") has neither ENTRYPOINT nor CMD, so there is nothing to run; ${fix}`,
@@ -374,7 +402,10 @@ export function mutatePod(original: JsonObject, settings: MutationSettings, imag
   if ("error" in shimEnv) return { kind: "deny", message: shimEnv.error, warnings };
   const passthrough = new Set(splitList(annotations(pod)[Annotations.passthrough]));
 
-  const volumeName = freeName(new Set((arrayAt(spec, "volumes") ?? []).map((volume) => stringAt(volume, "name") ?? "")), VOLUME_NAME);
+  const volumeNames = new Set((arrayAt(spec, "volumes") ?? []).map((volume) => stringAt(volume, "name") ?? ""));
+  const volumeName = freeName(volumeNames, VOLUME_NAME);
+  volumeNames.add(volumeName);
+  let tokenVolumeName: string | undefined;
   const errors: string[] = [];
   for (const { list, index, container } of selected) {
     if (mountsAtShimPath(container)) {
@@ -392,17 +423,48 @@ export function mutatePod(original: JsonObject, settings: MutationSettings, imag
     else delete mutated.args;
     mutated.env = withShimEnv(container, shimEnv.value, warnings);
     mutated.volumeMounts = [...(arrayAt(container, "volumeMounts") ?? []), { name: volumeName, mountPath: MOUNT_PATH, readOnly: true }];
+    if (needsServiceAccountToken(shimEnv.value) && !hasServiceAccountToken(container)) {
+      tokenVolumeName ??= freeName(volumeNames, `${VOLUME_NAME}-token`);
+      warnings.push(
+        `container "${container.name}" has no ServiceAccount token (automountServiceAccountToken is off); kustodia mounts a projected token for the shim at ${SHIM_TOKEN_DIR}`,
+      );
+      mutated.volumeMounts.push({ name: tokenVolumeName, mountPath: SHIM_TOKEN_DIR, readOnly: true });
+      mutated.env.push({ name: ShimEnv.saTokenFile, value: `${SHIM_TOKEN_DIR}/token` });
+    }
     (arrayAt(spec, list) as Json[])[index] = mutated;
   }
   if (errors.length > 0) return { kind: "deny", message: errors.join("; "), warnings };
 
   spec.volumes = [...(arrayAt(spec, "volumes") ?? []), shimVolume(volumeName, settings)];
+  if (tokenVolumeName) spec.volumes.push(tokenVolume(tokenVolumeName, settings));
   if (settings.delivery === "copy") {
     const installName = freeName(allContainerNames(spec), INSTALL_CONTAINER_NAME);
     spec.initContainers = [installContainer(installName, volumeName, settings), ...(arrayAt(spec, "initContainers") ?? [])];
   }
   setAnnotation(pod, Annotations.status, `injected ${settings.shimVersion}`);
   return { kind: "mutate", pod, injected: selected.map(({ container }) => container.name), warnings };
+}
+
+/** The shim logs in with the pod's ServiceAccount token for Vault's kubernetes and jwt auth methods. */
+function needsServiceAccountToken(shimEnv: Map<string, string>): boolean {
+  const backend = shimEnv.get(ShimEnv.backend) ?? "vault";
+  const method = shimEnv.get(ShimEnv.vaultAuthMethod) ?? "kubernetes";
+  return backend === "vault" && (method === "kubernetes" || method === "jwt");
+}
+
+/** False when automounting is off (pod or ServiceAccount) and the container names no token file itself. */
+function hasServiceAccountToken(container: RawContainer): boolean {
+  const mounted = (arrayAt(container, "volumeMounts") ?? []).some(
+    (mount) => stringAt(mount, "mountPath")?.replace(/\/+$/, "") === SERVICE_ACCOUNT_TOKEN_DIR,
+  );
+  return mounted || envOf(container).some((item) => item.name === ShimEnv.saTokenFile);
+}
+
+/** A projected ServiceAccount token for the shim alone (rotated by the kubelet). */
+function tokenVolume(name: string, settings: MutationSettings): JsonObject {
+  const token: JsonObject = { path: "token", expirationSeconds: 3600 };
+  if (settings.saTokenAudience) token.audience = settings.saTokenAudience;
+  return { name, projected: { defaultMode: 0o444, sources: [{ serviceAccountToken: token }] } };
 }
 
 function setAnnotation(pod: JsonObject, key: string, value: string): void {

@@ -47,6 +47,8 @@ export interface Settings {
   referencePrefix: string;
   shimDefaults: ShimDefaults;
   vaultAddrAllowlist: string[];
+  /** Audience of the projected token the webhook mounts for the shim when a pod automounts none. */
+  saTokenAudience?: string;
   registry: RegistrySettings;
   /** Never mutated, whatever the namespaceSelector says. */
   excludedNamespaces: string[];
@@ -240,6 +242,10 @@ function required(found: { value: string } | undefined, name: string, what: stri
   return found.value;
 }
 
+function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, string>);
+}
+
 function deepFreeze<T>(value: T): T {
   if (typeof value === "object" && value !== null) {
     for (const child of Object.values(value)) deepFreeze(child);
@@ -294,6 +300,7 @@ export function loadSettings(env: NodeJS.ProcessEnv, shimVersion: string): Reado
       .map((a) => a.trim())
       .filter(Boolean),
     registry: registrySettings(env, file),
+    ...optional("saTokenAudience", pick(env, file, "KUSTODIA_SA_TOKEN_AUDIENCE", "saTokenAudience")?.value),
     excludedNamespaces: (pick(env, file, "KUSTODIA_EXCLUDED_NAMESPACES", "excludedNamespaces")?.value ?? "kube-system")
       .split(",")
       .map((n) => n.trim())
