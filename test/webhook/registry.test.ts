@@ -213,6 +213,21 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
       expect(error).not.toContain(registry().secure.password);
     });
 
+    it("never answers a pod without credentials from a cache filled with another pod's pull secret", async () => {
+      const { client } = newClient();
+      const right = pullSecret({ [secureHost()]: secret() });
+      expectConfig(await client.imageConfig(image("private").reference, { credentials: right }), {
+        entrypoint: image("private").entrypoint,
+      });
+      expectConfig(await client.imageConfig(image("private").reference, { credentials: right }), {
+        entrypoint: image("private").entrypoint,
+      });
+      expectError(await client.imageConfig(image("private").reference, anonymous), `unauthorized at ${secureHost()}`);
+      const byDigest = `${secureHost()}/${image("private").repository}@${image("private").digest}`;
+      expectConfig(await client.imageConfig(byDigest, { credentials: right }), { entrypoint: image("private").entrypoint });
+      expectError(await client.imageConfig(byDigest, anonymous), `unauthorized at ${secureHost()}`);
+    });
+
     it("says to configure the CA when the registry's certificate is not trusted", async () => {
       const { client } = newClient({ caFile: undefined });
       expectError(

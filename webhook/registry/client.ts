@@ -52,18 +52,21 @@ export function createRegistryClient(settings: RegistrySettings, metrics: Metric
   const inFlight = new Map<string, Promise<ImageConfig>>();
 
   /** From the caches: the config when both the tag (if any) and the content are known. */
-  function cached(name: ImageName, platformKey: string): { digest?: string; config?: ImageConfig } {
-    const digest = name.digest ?? tags.get(tagKey(name));
+  function cached(name: ImageName, platformKey: string, scope: string): { digest?: string; config?: ImageConfig } {
+    const digest = name.digest ?? tags.get(tagKey(name, scope));
     if (digest === undefined) return {};
     if (!name.digest) metrics.registryCacheHits.inc({ cache: "tag" });
-    const config = configs.get(configKey(digest, platformKey));
+    const config = configs.get(configKey(digest, platformKey, scope));
     if (config) metrics.registryCacheHits.inc({ cache: "config" });
     return config ? { digest, config } : { digest };
   }
 
   async function lookup(name: ImageName, platform: Platform, credentials: readonly RegistryCredential[]): Promise<ImageConfig> {
     const platformKey = formatPlatform(platform);
-    const known = cached(name, platformKey);
+    // Answers obtained with a pod's pull secrets are cached for pods holding the same credentials
+    // only: a pod without them must not learn a private image's ENTRYPOINT from the cache.
+    const scope = fingerprint(credentialsFor(`${name.registry}/${name.repository}`, credentials));
+    const known = cached(name, platformKey, scope);
     if (known.config) return known.config;
     const signal = AbortSignal.timeout(settings.timeoutMs);
     const context: SessionContext = {
@@ -76,7 +79,7 @@ export function createRegistryClient(settings: RegistrySettings, metrics: Metric
     };
     const attempt = (host: string, credentialTarget: string) => {
       const session = createSession(context, host, name.repository, credentialsFor(`${credentialTarget}/${name.repository}`, credentials));
-      return lookupAt(session, name, known.digest, platform, platformKey);
+      return lookupAt(session, name, known.digest, platform, platformKey, scope);
     };
     const failures: string[] = [];
     for (const mirror of settings.mirrors[name.registry] ?? []) {
@@ -100,16 +103,17 @@ export function createRegistryClient(settings: RegistrySettings, metrics: Metric
     knownDigest: string | undefined,
     platform: Platform,
     platformKey: string,
+    scope: string,
   ): Promise<ImageConfig> {
     const resolved = knownDigest ? { digest: knownDigest } : await resolveTag(session, name);
-    const key = configKey(resolved.digest, platformKey);
+    const key = configKey(resolved.digest, platformKey, scope);
     let config = knownDigest ? undefined : configs.get(key);
     if (config) metrics.registryCacheHits.inc({ cache: "config" });
     else {
       config = await fetchConfig(session, name, resolved, platform);
       configs.set(key, config);
     }
-    if (!name.digest) tags.set(tagKey(name), resolved.digest);
+    if (!name.digest) tags.set(tagKey(name, scope), resolved.digest);
     return config;
   }
 
@@ -222,12 +226,12 @@ function wantedPlatform(defaults: RegistrySettings["defaultPlatform"], architect
   return { os: defaults.os, architecture };
 }
 
-function tagKey(name: ImageName): string {
-  return `${name.registry}/${name.repository}:${name.tag}`;
+function tagKey(name: ImageName, scope: string): string {
+  return `${scope} ${name.registry}/${name.repository}:${name.tag}`;
 }
 
-function configKey(digest: string, platformKey: string): string {
-  return `${digest} ${platformKey}`;
+function configKey(digest: string, platformKey: string, scope: string): string {
+  return `${scope} ${digest} ${platformKey}`;
 }
 
 /** Lookups with different credentials never share a result in flight: one pod's rejection must not become another's. */
