@@ -1,7 +1,7 @@
 // AdmissionReview v1 in, AdmissionReview v1 out. Validates the envelope, decides whether the
 // request is ours (CREATE of a Pod, not in an excluded namespace), gathers the image facts the
 // mutation needs, and turns the mutation into a JSON Patch by diffing raw JSON.
-import fastJsonPatch from "fast-json-patch";
+import fastJsonPatch, { type Operation } from "fast-json-patch";
 import { type ImageLookupResult, type ImageNeed, imagesNeeded, type MutationSettings, mutatePod } from "./mutate.ts";
 import { isObject, type JsonObject, objectAt, podDisplayName, stringAt } from "./pod.ts";
 
@@ -85,8 +85,27 @@ function isPodCreate(request: AdmissionRequest): boolean {
   );
 }
 
-function encodePatch(original: JsonObject, mutated: JsonObject): string | undefined {
-  const operations = compare(original, mutated);
+/**
+ * The JSON Patch from `original` to `mutated`, by diffing raw JSON. A prepended init container is
+ * inserted by one `add` at index 0, applied last: diffing it in would shift every user init
+ * container and rewrite each of their fields, unknown ones included.
+ */
+function encodePatch(original: JsonObject, mutated: JsonObject, prepended: JsonObject | undefined): string | undefined {
+  let target = mutated;
+  let insert: Operation | undefined;
+  if (prepended) {
+    target = structuredClone(mutated);
+    const spec = target.spec as JsonObject;
+    const rest = (spec.initContainers as JsonObject[]).slice(1);
+    if (rest.length > 0) spec.initContainers = rest;
+    else delete spec.initContainers;
+    insert =
+      rest.length > 0
+        ? { op: "add", path: "/spec/initContainers/0", value: prepended }
+        : { op: "add", path: "/spec/initContainers", value: [prepended] };
+  }
+  const operations = compare(original, target);
+  if (insert) operations.push(insert);
   return operations.length === 0 ? undefined : Buffer.from(JSON.stringify(operations)).toString("base64");
 }
 
@@ -127,7 +146,7 @@ export async function admit(request: AdmissionRequest, context: AdmissionContext
         reason: decision.message,
       };
     case "mutate": {
-      const patch = encodePatch(pod, decision.pod);
+      const patch = encodePatch(pod, decision.pod, decision.prepended);
       return {
         response: {
           uid: request.uid,

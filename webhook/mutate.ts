@@ -66,7 +66,15 @@ export interface ImageNeed {
 
 export type Decision =
   | { kind: "skip"; reason: string; warnings: string[] }
-  | { kind: "mutate"; pod: JsonObject; injected: string[]; warnings: string[] }
+  | {
+      kind: "mutate";
+      /** The pod as it should be stored. */
+      pod: JsonObject;
+      /** The init container put first into `pod`, if any — so a patch can say "insert" instead of "shift everything". */
+      prepended?: JsonObject;
+      injected: string[];
+      warnings: string[];
+    }
   | { kind: "deny"; message: string; warnings: string[] };
 
 type ListName = "containers" | "initContainers";
@@ -437,12 +445,13 @@ export function mutatePod(original: JsonObject, settings: MutationSettings, imag
 
   spec.volumes = [...(arrayAt(spec, "volumes") ?? []), shimVolume(volumeName, settings)];
   if (tokenVolumeName) spec.volumes.push(tokenVolume(tokenVolumeName, settings));
+  let prepended: JsonObject | undefined;
   if (settings.delivery === "copy") {
-    const installName = freeName(allContainerNames(spec), INSTALL_CONTAINER_NAME);
-    spec.initContainers = [installContainer(installName, volumeName, settings), ...(arrayAt(spec, "initContainers") ?? [])];
+    prepended = installContainer(freeName(allContainerNames(spec), INSTALL_CONTAINER_NAME), volumeName, settings);
+    spec.initContainers = [prepended, ...(arrayAt(spec, "initContainers") ?? [])];
   }
   setAnnotation(pod, Annotations.status, `injected ${settings.shimVersion}`);
-  return { kind: "mutate", pod, injected: selected.map(({ container }) => container.name), warnings };
+  return { kind: "mutate", pod, ...(prepended ? { prepended } : {}), injected: selected.map(({ container }) => container.name), warnings };
 }
 
 /** The shim logs in with the pod's ServiceAccount token for Vault's kubernetes and jwt auth methods. */

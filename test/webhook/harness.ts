@@ -38,6 +38,8 @@ export interface WebhookOptions {
   env?: Record<string, string>;
   /** Serve with this TLS material (e.g. what the Helm chart made) instead of a throwaway CA's. */
   tls?: { caFile: string; certFile: string; keyFile: string };
+  /** Run this file (e.g. the built bundle) from `cwd` instead of webhook/main.ts from the checkout. */
+  program?: { file: string; cwd: string };
 }
 
 async function throwawayTls(dir: string): Promise<{ caFile: string; certFile: string; keyFile: string }> {
@@ -81,8 +83,8 @@ export async function startWebhook(options: WebhookOptions = {}): Promise<Runnin
   const dir = mkdtempSync(join(tmpdir(), "kustodia-webhook-"));
   const tls = options.tls ?? (await throwawayTls(dir));
   const lines: string[] = [];
-  const child = spawn(process.execPath, [join(repoRoot, "webhook", "main.ts")], {
-    cwd: repoRoot,
+  const child = spawn(process.execPath, [options.program?.file ?? join(repoRoot, "webhook", "main.ts")], {
+    cwd: options.program?.cwd ?? repoRoot,
     env: {
       PATH: process.env.PATH ?? "",
       KUSTODIA_LISTEN: "127.0.0.1:0",
