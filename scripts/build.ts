@@ -2,10 +2,11 @@
 // for the pinned Node). Programs appear here as they are written.
 import { existsSync } from "node:fs";
 import { build } from "esbuild";
+import { buildRuntime } from "./build-runtime.ts";
 
 const programs = [
   { entry: "webhook/main.ts", outfile: "dist/webhook/main.js" },
-  { entry: "shim/main.ts", outfile: "dist/shim/kustodia-shim.mjs" },
+  { entry: "shim/main.ts", outfile: "dist/shim/main.js" },
   { entry: "webhook/cli.ts", outfile: "dist/webhook/cli.js" },
 ].filter((program) => existsSync(program.entry));
 
@@ -30,3 +31,5 @@ await Promise.all(
   ),
 );
 console.log(programs.length > 0 ? `built ${programs.map((p) => p.outfile).join(", ")}` : "nothing to build yet");
+// The shim's portable runtime (dist/shim-runtime/), from the shim bundle just built.
+if (programs.some((program) => program.outfile === "dist/shim/main.js")) await buildRuntime();

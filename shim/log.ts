@@ -1,0 +1,47 @@
+// The shim's stderr log: one plain-text line per event, `kustodia-shim <level>: <message>`, written
+// synchronously (nothing may be lost when the process image is replaced by execve, and the shim
+// never touches process.stderr, so stderr is handed to the app exactly as the shim got it).
+//
+// Log calls never pass secret values or tokens. As a second line of defence every value and
+// credential the shim holds is registered with `redact`, and a line containing one is censored.
+import { writeSync } from "node:fs";
+
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Log {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+  /** Never let `secret` appear in a log line. */
+  redact(secret: string): void;
+  isDebug(): boolean;
+}
+
+/** Shorter strings would censor ordinary words; nothing ever logs a value in the first place. */
+const MIN_REDACTED_LENGTH = 4;
+const CENSOR = "[redacted]";
+
+export function createLog(level: LogLevel, write: (line: string) => void = (line) => writeSync(2, line)): Log {
+  const threshold = LOG_LEVELS.indexOf(level);
+  const secrets = new Set<string>();
+  const emit = (at: LogLevel, message: string) => {
+    if (LOG_LEVELS.indexOf(at) < threshold) return;
+    let line = message.replaceAll("\r", "\\r").replaceAll("\n", "\\n");
+    for (const secret of secrets) {
+      if (line.includes(secret)) line = line.replaceAll(secret, CENSOR);
+    }
+    write(`kustodia-shim ${at}: ${line}\n`);
+  };
+  return {
+    debug: (message) => emit("debug", message),
+    info: (message) => emit("info", message),
+    warn: (message) => emit("warn", message),
+    error: (message) => emit("error", message),
+    redact: (secret) => {
+      for (const part of secret.split(/[\r\n]+/)) if (part.length >= MIN_REDACTED_LENGTH) secrets.add(part);
+    },
+    isDebug: () => threshold === 0,
+  };
+}

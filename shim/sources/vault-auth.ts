@@ -1,0 +1,152 @@
+// The shim's Vault token: a login with the pod's identity (kubernetes / jwt: the ServiceAccount token
+// file; approle: role_id and secret_id files; token: a token file), shared by every read, and — while
+// the shim stays resident for rotation — renewed before it expires, or replaced by a new login when it
+// cannot be renewed any more. Credentials are read from their files at each login (projected
+// ServiceAccount tokens rotate) and kept only in memory.
+import { ShimEnv } from "../../common/contract.ts";
+import { ExtraShimEnv, type VaultConfig } from "../config.ts";
+import type { Log } from "../log.ts";
+import { errorSummary } from "./http.ts";
+import { SourceError } from "./source.ts";
+import { readSettingFile, type VaultApi } from "./vault-api.ts";
+
+interface Lease {
+  token: string;
+  /** Seconds; 0 = never expires. */
+  ttl: number;
+  renewable: boolean;
+  issuedAt: number;
+}
+
+/** Shortest wait between renewal attempts, and the retry delay after a failed one. */
+const RENEW_RETRY_MS = 10_000;
+
+function readCredential(path: string, setting: string): string {
+  const value = readSettingFile(path, setting).toString("utf8").trim();
+  if (value === "") throw new SourceError("config", `${setting}=${JSON.stringify(path)}: the file is empty`);
+  return value;
+}
+
+export class VaultSession {
+  readonly #api: VaultApi;
+  readonly #vault: VaultConfig;
+  readonly #log: Log;
+  #lease: Promise<Lease> | undefined;
+  /** The lease #lease resolved to, once it has. */
+  #current: Lease | undefined;
+  #renewal: NodeJS.Timeout | undefined;
+  #resident = false;
+
+  constructor(api: VaultApi, vault: VaultConfig, log: Log) {
+    this.#api = api;
+    this.#vault = vault;
+    this.#log = log;
+  }
+
+  /** What the login is, for messages: `kubernetes login at auth/kubernetes, role "app"`. */
+  describe(): string {
+    const role = this.#vault.role && this.#vault.authMethod !== "approle" ? `, role ${JSON.stringify(this.#vault.role)}` : "";
+    const at = this.#vault.authMethod === "token" ? "" : ` at auth/${this.#vault.authPath}`;
+    return `vault ${this.#vault.authMethod} login${at}${role}`;
+  }
+
+  /** The current token, logging in first when there is none. */
+  async token(timeoutMs: number): Promise<{ token: string; issuedAt: number }> {
+    this.#lease ??= this.#login(timeoutMs).then(
+      (lease) => {
+        this.#current = lease;
+        this.#schedule(lease);
+        return lease;
+      },
+      (error: unknown) => {
+        this.#lease = undefined;
+        throw error;
+      },
+    );
+    return this.#lease;
+  }
+
+  /** Drops `token` after Vault refused it (expired or revoked), so the next call logs in again. */
+  forget(token: string): void {
+    if (this.#current?.token !== token) return;
+    this.#current = undefined;
+    this.#lease = undefined;
+  }
+
+  /** Keeps the token alive until the returned function is called. */
+  keepAlive(): () => void {
+    this.#resident = true;
+    if (this.#current) this.#schedule(this.#current);
+    return () => {
+      this.#resident = false;
+      clearTimeout(this.#renewal);
+    };
+  }
+
+  async #login(timeoutMs: number): Promise<Lease> {
+    const vault = this.#vault;
+    if (vault.authMethod === "token") return this.#lookupToken(readCredential(vault.tokenFile ?? "", ShimEnv.vaultTokenFile), timeoutMs);
+    let body: Record<string, string>;
+    if (vault.authMethod === "approle") {
+      body = { role_id: readCredential(vault.roleIdFile ?? "", ExtraShimEnv.vaultRoleIdFile) };
+      if (vault.secretIdFile !== undefined) body.secret_id = readCredential(vault.secretIdFile, ExtraShimEnv.vaultSecretIdFile);
+    } else {
+      body = { role: vault.role ?? "", jwt: readCredential(vault.saTokenFile, ShimEnv.saTokenFile) };
+    }
+    for (const [name, credential] of Object.entries(body)) if (name !== "role") this.#log.redact(credential);
+    const answer = await this.#api.call("POST", `auth/${vault.authPath}/login`, { body, timeoutMs });
+    const auth = (answer.json as { auth?: { client_token?: unknown; lease_duration?: unknown; renewable?: unknown } } | undefined)?.auth;
+    if (answer.status === 200 && typeof auth?.client_token === "string") {
+      this.#log.redact(auth.client_token);
+      this.#log.debug(`${this.describe()}: ok, token ttl ${String(auth.lease_duration)} s`);
+      return { token: auth.client_token, ttl: Number(auth.lease_duration) || 0, renewable: auth.renewable === true, issuedAt: Date.now() };
+    }
+    if (answer.status === 404 || answer.status === 405) {
+      throw new SourceError("config", `${this.describe()}: no auth method is mounted there (${ShimEnv.vaultAuthPath})`);
+    }
+    throw new SourceError("denied", `${this.describe()} refused: HTTP ${answer.status}${errorSummary(answer.json, answer.text)}`);
+  }
+
+  /** A token from a file: looked up for its TTL (renewal), refused when Vault does not know it. */
+  async #lookupToken(token: string, timeoutMs: number): Promise<Lease> {
+    this.#log.redact(token);
+    const answer = await this.#api.call("GET", "auth/token/lookup-self", { token, timeoutMs });
+    const data = (answer.json as { data?: { ttl?: unknown; renewable?: unknown } } | undefined)?.data;
+    if (answer.status !== 200 || data === undefined) {
+      throw new SourceError(
+        "denied",
+        `${this.describe()} (${ShimEnv.vaultTokenFile}) refused: HTTP ${answer.status}${errorSummary(answer.json, answer.text)}`,
+      );
+    }
+    return { token, ttl: Number(data.ttl) || 0, renewable: data.renewable === true, issuedAt: Date.now() };
+  }
+
+  #schedule(lease: Lease, delayMs = (lease.ttl * 1000 * 2) / 3): void {
+    clearTimeout(this.#renewal);
+    if (!this.#resident || lease.ttl <= 0) return;
+    this.#renewal = setTimeout(() => void this.#refresh(lease), Math.max(delayMs, 1000));
+    this.#renewal.unref();
+  }
+
+  /** Renews the token when Vault allows it for (about) its full TTL again; otherwise logs in anew. */
+  async #refresh(lease: Lease): Promise<void> {
+    const timeoutMs = RENEW_RETRY_MS;
+    try {
+      if (lease.renewable) {
+        const answer = await this.#api.call("POST", "auth/token/renew-self", { token: lease.token, body: {}, timeoutMs });
+        const ttl = Number((answer.json as { auth?: { lease_duration?: unknown } } | undefined)?.auth?.lease_duration);
+        if (answer.status === 200 && ttl * 2 >= lease.ttl) {
+          this.#log.debug(`vault token renewed for ${ttl} s`);
+          this.#schedule({ ...lease, ttl });
+          return;
+        }
+      }
+      this.#lease = undefined;
+      await this.token(timeoutMs);
+      this.#log.debug("vault token replaced by a new login");
+    } catch (error) {
+      this.#log.warn(`vault token renewal failed, retrying in ${RENEW_RETRY_MS / 1000} s: ${(error as Error).message}`);
+      this.#schedule(lease, RENEW_RETRY_MS);
+    }
+  }
+}

@@ -1,0 +1,105 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { skipWithout } from "../infra/coords.ts";
+import { bao, baseEnv, readPolicy, runDirect, runShim, suffix, tempDir, tokenFile, vaultTokenEnv } from "./harness.ts";
+
+/** `env -0` output as a map. */
+function parseEnv0(output: string): Map<string, string> {
+  const vars = new Map<string, string>();
+  for (const entry of output.split("\0")) {
+    if (entry === "") continue;
+    const eq = entry.indexOf("=");
+    vars.set(entry.slice(0, eq), entry.slice(eq + 1));
+  }
+  return vars;
+}
+
+// DESIGN §3 and §6.2: the app receives <NAME>=<value>, every other var exactly as it was, and no
+// reference var, KUSTODIA_* setting or token. And it *is* the shim: same PID, fds, signal dispositions.
+describe.skipIf(skipWithout("openbao"))("the app's environment and process", () => {
+  const id = suffix();
+  const value = `p@ss=wörd\nline 2 ✓ "quoted" $HOME \`tick\``;
+  let shimEnv: Record<string, string>;
+
+  beforeAll(async () => {
+    await bao("POST", `secret/data/env-${id}`, { data: { password: value, empty: "" } });
+    const file = await tokenFile(tempDir(), [await readPolicy(`env-${id}`, [`secret/data/env-${id}`])]);
+    shimEnv = { ...baseEnv(), ...vaultTokenEnv(file), KUSTODIA_LOG_LEVEL: "warn", KUSTODIA_TIMEOUT: "20s" };
+  });
+
+  it("passes every other var byte-for-byte and adds only the resolved values", async () => {
+    const untouched = {
+      WITH_EQUALS: "a=b=c==",
+      MULTILINE: "first\nsecond\r\nthird\n",
+      UNICODE: "héllo wörld ✓ 日本語 🚀",
+      EMPTY: "",
+      SPACES: "  leading and trailing  ",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell-looking value that must arrive unexpanded
+      SHELLISH: "$(rm -rf /) `x` ${Y} 'q' \"d\" \\",
+      SECRET_KEY: "django-plain-value",
+      SECRETS_DIR: "/not/a/reference",
+      VAULT_TOKEN: "the app's own var",
+    };
+    const env = {
+      ...shimEnv,
+      ...untouched,
+      KUSTODIA_PASSTHROUGH: "SECRET_KEY",
+      SECRET_PASSWORD: `env-${id}#password`,
+      SECRET_EMPTY_VALUE: `env-${id}#empty`,
+    };
+    const run = await runShim(env, ["env", "-0"]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    const expected = new Map<string, string>([
+      ...Object.entries(baseEnv()),
+      ...Object.entries(untouched),
+      ["PASSWORD", value],
+      ["EMPTY_VALUE", ""],
+    ]);
+    expect(parseEnv0(run.stdout)).toEqual(expected);
+  });
+
+  it("runs the app as the shim's own process: the app's $$ is the PID that was spawned", async () => {
+    const run = await runShim({ ...shimEnv, SECRET_PASSWORD: `env-${id}#password` }, ["sh", "-c", "echo $$"]);
+    expect(run.code).toBe(0);
+    expect(Number(run.stdout.trim())).toBe(run.pid);
+  });
+
+  it("leaks no file descriptor to the app and leaves no signal ignored or blocked", async () => {
+    const probe = ["sh", "-c", "ls /proc/$$/fd | sort -n | tr '\\n' ' '; echo; grep -E '^Sig(Ign|Blk)' /proc/$$/status"];
+    const fds = (output: string) => new Set((output.split("\n")[0] ?? "").trim().split(" "));
+    // The same probe spawned without the shim: from this test worker it inherits extra descriptors and a
+    // blocked signal mask that a container runtime would not give it; the shim must add nothing.
+    const direct = await runDirect(baseEnv(), probe);
+    const run = await runShim({ ...shimEnv, SECRET_PASSWORD: `env-${id}#password` }, probe);
+    expect(run.code).toBe(0);
+    expect([...fds(run.stdout)].filter((fd) => !fds(direct.stdout).has(fd))).toEqual([]);
+    expect(fds(run.stdout)).toContain("2");
+    expect(run.stdout).toMatch(/SigIgn:\s+0+\n/);
+    expect(run.stdout).toMatch(/SigBlk:\s+0+\n/);
+  });
+
+  it("strips every KUSTODIA_* var, even unknown ones, with a warning for the unknown", async () => {
+    const run = await runShim({ ...shimEnv, KUSTODIA_FUTURE_SETTING: "x", SECRET_PASSWORD: `env-${id}#password` }, ["env", "-0"]);
+    expect(run.code).toBe(0);
+    expect([...parseEnv0(run.stdout).keys()].filter((name) => name.startsWith("KUSTODIA_") || name.startsWith("SECRET_"))).toEqual([]);
+    expect(run.stderr).toContain("unknown setting KUSTODIA_FUTURE_SETTING ignored");
+  });
+
+  it("honours KUSTODIA_PREFIX: only vars with that prefix are references", async () => {
+    const run = await runShim(
+      { ...shimEnv, KUSTODIA_PREFIX: "VAULT_REF_", VAULT_REF_PASSWORD: `env-${id}#password`, SECRET_OTHER: "stays" },
+      ["env", "-0"],
+    );
+    expect(run.code).toBe(0);
+    const vars = parseEnv0(run.stdout);
+    expect(vars.get("PASSWORD")).toBe(value);
+    expect(vars.get("SECRET_OTHER")).toBe("stays");
+    expect(vars.has("VAULT_REF_PASSWORD")).toBe(false);
+  });
+
+  it("starts the app with the same env when there is no reference at all (no backend contacted)", async () => {
+    const run = await runShim({ ...baseEnv(), KUSTODIA_VAULT_ADDR: "http://127.0.0.1:1", PLAIN: "x" }, ["env", "-0"]);
+    expect(run.code).toBe(0);
+    expect(parseEnv0(run.stdout)).toEqual(new Map([...Object.entries(baseEnv()), ["PLAIN", "x"]]));
+  });
+});
