@@ -4,12 +4,13 @@
 // empty directory, as the runtime stage does, run by the pinned Node with the chart's env — and the
 // Dockerfile runs that file as the non-root user the chart expects, on the Node pinned in package.json.
 import { execFile } from "node:child_process";
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { service, skipWithout } from "../infra/coords.ts";
+import { firstStage, replayCopyLines } from "../infra/dockerfile.ts";
 import { freePort } from "../infra/proc.ts";
 import { makeCertificateAuthority, makeLeafCertificate } from "../infra/tls.ts";
 import { startWebhook } from "../webhook/harness.ts";
@@ -38,19 +39,7 @@ describe("webhook/Dockerfile", () => {
 
 /** The build stage's context as its COPY lines make it; a link to node_modules stands in for `npm ci`. */
 function buildStageContext(into: string): void {
-  const buildStage = dockerfile.split(/^FROM /m)[1] ?? "";
-  for (const match of buildStage.matchAll(/^COPY (?!--)(.+)$/gm)) {
-    const parts = (match[1] as string).trim().split(/\s+/);
-    const destination = parts.pop() as string;
-    for (const source of parts) {
-      const target = destination.endsWith("/")
-        ? join(into, destination, source.endsWith("/") ? "" : basename(source))
-        : join(into, destination);
-      mkdirSync(dirname(target), { recursive: true });
-      cpSync(join(repoRoot, source), target, { recursive: true });
-    }
-  }
-  symlinkSync(join(repoRoot, "node_modules"), join(into, "node_modules"));
+  replayCopyLines(firstStage(dockerfile), repoRoot, into);
 }
 
 describe.skipIf(skipWithout("helm"))("the webhook image's build and runtime stages, outside Docker", () => {
