@@ -63,7 +63,20 @@ export const ShimEnv = {
   rotation: "KUSTODIA_ROTATION",
   rotationInterval: "KUSTODIA_ROTATION_INTERVAL",
   rotationSignal: "KUSTODIA_ROTATION_SIGNAL",
+  /** How long before an issued secret expires the shim renews or re-issues it: `10m` or `33%` of its lifetime. */
+  rotationMargin: "KUSTODIA_ROTATION_MARGIN",
   logLevel: "KUSTODIA_LOG_LEVEL",
+  /** The pod's identity (downward API, added by the webhook to containers with issued references). */
+  podName: "KUSTODIA_POD_NAME",
+  podNamespace: "KUSTODIA_POD_NAMESPACE",
+  podServiceAccount: "KUSTODIA_POD_SERVICE_ACCOUNT",
+} as const;
+
+/** Where the webhook's downward-API env vars take the pod's identity from (fieldRef.fieldPath). */
+export const POD_IDENTITY_FIELDS = {
+  [ShimEnv.podName]: "metadata.name",
+  [ShimEnv.podNamespace]: "metadata.namespace",
+  [ShimEnv.podServiceAccount]: "spec.serviceAccountName",
 } as const;
 
 /** The shared volume, its mount point, and the shim inside it. */

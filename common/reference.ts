@@ -1,11 +1,22 @@
 // The reference grammar (DESIGN.md §3), shared by the webhook (admission warnings) and the shim
-// (resolution):
+// (resolution). Two forms:
 //
-//   reference := [ backend ":" ] path [ "#" field ] [ "@" version ]
+//   reference        := static-reference | issued-reference
+//   static-reference := [ backend ":" ] path [ "#" field ] [ "@" version ]
+//   issued-reference := "issue:" api-path [ "?" [ parameter *( "&" parameter ) ] ] "#" field
+//   parameter        := name "=" value
 //
-// Without "#", the last path segment is the field. Paths are relative, made of plain segments: no
-// empty, "." or ".." segment and no control characters, so a reference can never walk out of the
-// KV mount or the Custodia container it names.
+// A static reference names a stored secret: without "#", the last path segment is the field. Paths are
+// relative, made of plain segments: no empty, "." or ".." segment and no control characters, so a
+// reference can never walk out of the KV mount or the Custodia container it names.
+//
+// An issued reference asks Vault/OpenBao to issue a secret at start: `api-path` is the full API path,
+// mount included (`pki/issue/web`, `database/creds/app`). With "?" the shim writes to it with the
+// parameters as the request body (`vault write`), without "?" it reads it (`vault read`). Parameter
+// names are Vault's (`common_name`, `alt_names`, `ttl`); values are URL-query text (%XX escapes) and
+// may use the pod's identity: {pod.name}, {pod.namespace}, {pod.serviceAccount}. References with the
+// same api-path and parameters (in any order) share one issuance: a certificate and its key match.
+// "issue:" was never a valid backend, so every static reference keeps its meaning.
 
 export const BACKENDS = ["vault", "custodia"] as const;
 export type Backend = (typeof BACKENDS)[number];
@@ -20,12 +31,47 @@ export interface SecretReference {
   version?: number;
 }
 
-export type ParsedReference = { ok: true; reference: SecretReference } | { ok: false; error: string };
+/** The pod's identity as placeholders of issued-reference parameters. */
+export const POD_PLACEHOLDERS = ["pod.name", "pod.namespace", "pod.serviceAccount"] as const;
+export type PodPlaceholder = (typeof POD_PLACEHOLDERS)[number];
+
+export interface IssueParameter {
+  name: string;
+  /** Decoded text; `{pod.name}`-style placeholders stay in it (literal braces are not allowed). */
+  value: string;
+}
+
+export interface IssuedReference {
+  kind: "issued";
+  /** Issued secrets come from Vault/OpenBao only. */
+  backend: "vault";
+  /** The API path, mount included: `pki/issue/web`, `database/creds/app`. */
+  path: string;
+  /** Present (possibly empty): write with these parameters, sorted by name. Absent: read. */
+  parameters?: IssueParameter[];
+  field: string;
+}
+
+export type Reference = SecretReference | IssuedReference;
+
+export type ParsedReference = { ok: true; reference: Reference } | { ok: false; error: string };
+
+export const ISSUE_PREFIX = "issue:";
 
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
-const FIELD = /^[^\s#@/\p{Cc}]+$/u;
+const FIELD = /^[^\s#@/\p{Cc}\p{Cf}]+$/u;
 const VERSION = /^[1-9][0-9]{0,9}$/;
 const MAX_REFERENCE_LENGTH = 1024;
+const PARAMETER_NAME = /^[a-z][a-z0-9_]{0,63}$/;
+/** A parameter value as written: URL-query characters, %XX escapes and placeholders. */
+const PARAMETER_TEXT = /^(?:[A-Za-z0-9\-._~!$'()*+,;:=@/]|%[0-9A-Fa-f]{2}|\{pod\.[A-Za-z]+\})*$/;
+const PLACEHOLDER = /\{(pod\.[A-Za-z]+)\}/g;
+/** Mounts an issued reference may not write to: Vault's own configuration and logins. */
+const RESERVED_MOUNTS = new Set(["sys", "auth"]);
+
+export function isIssued(reference: Reference): reference is IssuedReference {
+  return "kind" in reference && reference.kind === "issued";
+}
 
 function quote(value: string): string {
   return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
@@ -58,11 +104,72 @@ function checkSegments(path: string): string | undefined {
   return undefined;
 }
 
+function parseParameter(text: string): IssueParameter | { error: string } {
+  const equals = text.indexOf("=");
+  const name = equals < 0 ? text : text.slice(0, equals);
+  if (!PARAMETER_NAME.test(name)) return { error: `parameter name ${quote(name)} must be lower-case letters, digits and "_"` };
+  if (equals < 0) return { error: `parameter ${quote(name)} has no "=<value>"` };
+  const written = text.slice(equals + 1);
+  if (!PARAMETER_TEXT.test(written)) {
+    return { error: `parameter ${name}: ${quote(written)} may only use URL-query characters, %XX escapes and {pod.*} placeholders` };
+  }
+  for (const [, placeholder] of written.matchAll(PLACEHOLDER)) {
+    if (!(POD_PLACEHOLDERS as readonly string[]).includes(placeholder as string)) {
+      return {
+        error: `parameter ${name}: unknown placeholder {${placeholder}} (known: ${POD_PLACEHOLDERS.map((p) => `{${p}}`).join(", ")})`,
+      };
+    }
+  }
+  const parts = written.split(PLACEHOLDER);
+  for (let index = 0; index < parts.length; index += 2) {
+    try {
+      parts[index] = decodeURIComponent(parts[index] as string);
+    } catch {
+      return { error: `parameter ${name}: %XX escapes must encode UTF-8 text` };
+    }
+    if (/[{}\p{Cc}]/u.test(parts[index] as string))
+      return { error: `parameter ${name}: no control characters or literal "{" "}" in values` };
+  }
+  const value = parts.map((part, index) => (index % 2 === 1 ? `{${part}}` : part)).join("");
+  return { name, value };
+}
+
+function parseIssued(text: string): { reference: IssuedReference } | { error: string } {
+  const hash = text.lastIndexOf("#");
+  if (hash < 0) return { error: 'an issued reference needs "#<field>", e.g. "#certificate" or "#password"' };
+  const field = text.slice(hash + 1);
+  if (!FIELD.test(field)) return { error: `field ${quote(field)} after "#" must be non-empty, without whitespace, "#", "@" or "/"` };
+  const request = text.slice(0, hash);
+  const question = request.indexOf("?");
+  const path = question < 0 ? request : request.slice(0, question);
+  const problem = checkSegments(path);
+  if (problem) return { error: problem };
+  const segments = path.split("/");
+  if (segments.length < 2) return { error: `path ${quote(path)} must name a mount and an endpoint, e.g. "pki/issue/<role>"` };
+  if (RESERVED_MOUNTS.has(segments[0] as string)) return { error: `issued references cannot use ${segments[0]}/ paths` };
+  const reference: IssuedReference = { kind: "issued", backend: "vault", path, field };
+  if (question < 0) return { reference };
+  const query = request.slice(question + 1);
+  const parameters: IssueParameter[] = [];
+  for (const item of query === "" ? [] : query.split("&")) {
+    const parameter = parseParameter(item);
+    if ("error" in parameter) return parameter;
+    if (parameters.some((other) => other.name === parameter.name)) return { error: `parameter ${parameter.name} is given twice` };
+    parameters.push(parameter);
+  }
+  reference.parameters = parameters.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { reference };
+}
+
 export function parseReference(raw: string): ParsedReference {
   const fail = (reason: string): ParsedReference => ({ ok: false, error: `invalid reference ${quote(raw)}: ${reason}` });
   if (raw.length === 0) return fail("it is empty");
   if (raw.length > MAX_REFERENCE_LENGTH) return fail(`longer than ${MAX_REFERENCE_LENGTH} characters`);
   if (raw.trim() !== raw) return fail("leading or trailing whitespace");
+  if (raw.startsWith(ISSUE_PREFIX)) {
+    const issued = parseIssued(raw.slice(ISSUE_PREFIX.length));
+    return "error" in issued ? fail(issued.error) : { ok: true, reference: issued.reference };
+  }
 
   const scheme = parseBackend(raw);
   if ("error" in scheme) return fail(scheme.error);
@@ -96,8 +203,55 @@ export function parseReference(raw: string): ParsedReference {
   return { ok: true, reference };
 }
 
+/** A parameter value written back: placeholders as they are, other characters escaped where needed. */
+function encodeValue(value: string): string {
+  return value
+    .split(PLACEHOLDER)
+    .map((part, index) =>
+      index % 2 === 1
+        ? `{${part}}`
+        : [...part].map((char) => (/[A-Za-z0-9\-._~!$'()*+,;:=@/]/.test(char) ? char : encodeURIComponent(char))).join(""),
+    )
+    .join("");
+}
+
+/**
+ * What identifies one issuance: `issue:<path>[?<parameters sorted by name>]`. References with equal
+ * keys are served by one request, so the fields they pick come from the same response.
+ */
+export function issuanceKey(reference: IssuedReference): string {
+  const query = reference.parameters ? `?${reference.parameters.map(({ name, value }) => `${name}=${encodeValue(value)}`).join("&")}` : "";
+  return `${ISSUE_PREFIX}${reference.path}${query}`;
+}
+
+/** The Vault CLI command that makes the same request: `vault write pki/issue/web common_name=a.svc ttl=1h`. */
+export function vaultCommand(reference: IssuedReference): string {
+  const word = (text: string) => (/^[A-Za-z0-9_\-.,:=@/{}+]*$/.test(text) && text !== "" ? text : `'${text.replaceAll("'", `'"'"'`)}'`);
+  if (!reference.parameters) return `vault read ${reference.path}`;
+  return ["vault write", reference.path, ...reference.parameters.map(({ name, value }) => word(`${name}=${value}`))].join(" ");
+}
+
+/** The reference's placeholders filled in from `identity`; the names of those it lacks, otherwise. */
+export function fillPlaceholders(
+  reference: IssuedReference,
+  identity: Partial<Record<PodPlaceholder, string>>,
+): { reference: IssuedReference } | { unknown: PodPlaceholder[] } {
+  if (!reference.parameters) return { reference };
+  const unknown = new Set<PodPlaceholder>();
+  const parameters = reference.parameters.map(({ name, value }) => ({
+    name,
+    value: value.replace(PLACEHOLDER, (_, placeholder: PodPlaceholder) => {
+      const known = identity[placeholder];
+      if (known === undefined) unknown.add(placeholder);
+      return known ?? "";
+    }),
+  }));
+  return unknown.size > 0 ? { unknown: [...unknown] } : { reference: { ...reference, parameters } };
+}
+
 /** The reference back in its canonical written form. */
-export function formatReference(reference: SecretReference): string {
+export function formatReference(reference: Reference): string {
+  if (isIssued(reference)) return `${issuanceKey(reference)}#${reference.field}`;
   const backend = reference.backend ? `${reference.backend}:` : "";
   const version = reference.version === undefined ? "" : `@${reference.version}`;
   const separator = reference.backend === "custodia" ? "/" : "#";

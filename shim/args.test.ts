@@ -10,6 +10,9 @@ describe("parseArgs", () => {
     { name: "a command named install after --", argv: ["--", "install", "x"], want: { kind: "run", command: "install", args: ["x"] } },
     { name: "--version", argv: ["--version"], want: { kind: "version" } },
     { name: "--help", argv: ["--help"], want: { kind: "help" } },
+    { name: "--explain", argv: ["--explain"], want: { kind: "explain", args: [] } },
+    { name: "--explain a command", argv: ["--explain", "app", "-x"], want: { kind: "explain", command: "app", args: ["-x"] } },
+    { name: "--explain -- a command", argv: ["--explain", "--", "-app", "x"], want: { kind: "explain", command: "-app", args: ["x"] } },
   ])("parses $name", ({ argv, want }) => {
     expect(parseArgs(argv)).toEqual(want);
   });
@@ -20,6 +23,7 @@ describe("parseArgs", () => {
     { name: "install without a directory", argv: ["install"] },
     { name: "install with two directories", argv: ["install", "a", "b"] },
     { name: "an unknown option", argv: ["-x", "app"] },
+    { name: "an option after --explain", argv: ["--explain", "-x"] },
   ])("is a usage error (64) for $name", ({ argv }) => {
     let error: unknown;
     try {

@@ -22,7 +22,7 @@ describe("loadConfig", () => {
       passthrough: [],
       ignoreMissing: false,
       timeoutMs: 30_000,
-      rotation: { mode: "none", intervalMs: 300_000, signal: "SIGHUP" },
+      rotation: { mode: "none", intervalMs: 300_000, signal: "SIGHUP", margin: { fraction: 1 / 3 } },
       logLevel: "info",
     });
   });
@@ -76,6 +76,15 @@ describe("loadConfig", () => {
     });
   });
 
+  it.each([
+    ["25%", { fraction: 0.25 }],
+    ["12.5%", { fraction: 0.125 }],
+    ["10m", { ms: 600_000 }],
+    ["1h30m", { ms: 5_400_000 }],
+  ])("reads the rotation margin %s", (margin, expected) => {
+    expect(config({ KUSTODIA_ROTATION_MARGIN: margin }).rotation.margin).toEqual(expected);
+  });
+
   it("defaults the auth path to the auth method's name", () => {
     expect(config({ KUSTODIA_VAULT_AUTH_METHOD: "jwt" }).vault.authPath).toBe("jwt");
   });
@@ -120,6 +129,8 @@ describe("loadConfig", () => {
     { name: "rotation", env: { KUSTODIA_ROTATION: "always" }, error: "KUSTODIA_ROTATION" },
     { name: "short rotation interval", env: { KUSTODIA_ROTATION_INTERVAL: "10ms" }, error: "a duration of at least 1000 ms" },
     { name: "signal", env: { KUSTODIA_ROTATION_SIGNAL: "SIGKILL" }, error: "KUSTODIA_ROTATION_SIGNAL" },
+    { name: "margin", env: { KUSTODIA_ROTATION_MARGIN: "100%" }, error: 'KUSTODIA_ROTATION_MARGIN="100%" is invalid; accepted: a share' },
+    { name: "short margin", env: { KUSTODIA_ROTATION_MARGIN: "500ms" }, error: "KUSTODIA_ROTATION_MARGIN" },
     { name: "log level", env: { KUSTODIA_LOG_LEVEL: "trace" }, error: "KUSTODIA_LOG_LEVEL" },
     {
       name: "client cert without key",

@@ -10,7 +10,7 @@
 //   `https://` Custodia: CA bundle, and the client certificate + key it authenticates with.
 import { DEFAULT_REFERENCE_PREFIX, SHIM_ENV_PREFIX, ShimEnv } from "../common/contract.ts";
 import { BACKENDS, type Backend, isValidEnvName, splitList } from "../common/reference.ts";
-import { type Environment, parseSignal, Reader, readAddress } from "./config-reader.ts";
+import { type Environment, parseDuration, parseSignal, Reader, readAddress } from "./config-reader.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 export const ExtraShimEnv = {
@@ -30,6 +30,8 @@ export const DEFAULT_SA_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceacco
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_ROTATION_INTERVAL_MS = 5 * 60_000;
 const MIN_ROTATION_INTERVAL_MS = 1000;
+/** A third of the lifetime left, as cert-manager's default renewBefore and Vault Agent's renewals. */
+const DEFAULT_ROTATION_MARGIN: RotationMargin = { fraction: 1 / 3 };
 
 export interface VaultConfig {
   /** Without a trailing slash; required only when a reference uses Vault. */
@@ -54,10 +56,14 @@ export interface CustodiaConfig {
   clientKeyFile?: string;
 }
 
+/** How long before an issued secret expires it is renewed or re-issued: a duration, or a share of its lifetime. */
+export type RotationMargin = { ms: number } | { fraction: number };
+
 export interface RotationConfig {
   mode: RotationMode;
   intervalMs: number;
   signal: NodeJS.Signals;
+  margin: RotationMargin;
 }
 
 export interface ShimConfig {
@@ -139,7 +145,22 @@ function readRotation(reader: Reader): RotationConfig {
   if (rawSignal !== undefined) {
     signal = parseSignal(rawSignal) ?? reader.fail(ShimEnv.rotationSignal, rawSignal, "a signal name like SIGHUP or SIGUSR1", signal);
   }
-  return { mode, intervalMs, signal };
+  return { mode, intervalMs, signal, margin: readMargin(reader) };
+}
+
+function readMargin(reader: Reader): RotationMargin {
+  const raw = reader.text(ShimEnv.rotationMargin);
+  if (raw === undefined) return DEFAULT_ROTATION_MARGIN;
+  const percent = /^([1-9][0-9]?(?:\.[0-9]+)?)%$/.exec(raw);
+  if (percent) return { fraction: Number(percent[1]) / 100 };
+  const ms = parseDuration(raw);
+  if (ms !== undefined && ms >= 1000) return { ms };
+  return reader.fail(
+    ShimEnv.rotationMargin,
+    raw,
+    "a share of the lifetime like 33% (1-99%), or a duration of at least 1s like 10m",
+    DEFAULT_ROTATION_MARGIN,
+  );
 }
 
 function readReferenceSettings(reader: Reader): Pick<ShimConfig, "prefix" | "passthrough"> {

@@ -36,3 +36,13 @@ describe("createLog", () => {
     expect(capture("info").log.isDebug()).toBe(false);
   });
 });
+
+describe("record", () => {
+  it("writes one unprefixed JSON line at any level, censoring every string in it", () => {
+    const { lines, log } = capture("error");
+    log.redact("s3cr3t-value");
+    log.record({ event: "start", nested: [{ text: "has s3cr3t-value in it" }], n: 3 });
+    expect(lines).toEqual(['{"event":"start","nested":[{"text":"has [redacted] in it"}],"n":3}\n']);
+    expect(JSON.parse(lines[0] as string)).toEqual({ event: "start", nested: [{ text: "has [redacted] in it" }], n: 3 });
+  });
+});

@@ -4,6 +4,9 @@
 //
 // Log calls never pass secret values or tokens. As a second line of defence every value and
 // credential the shim holds is registered with `redact`, and a line containing one is censored.
+//
+// `record` writes a structured record (the audit record, docs/audit.md) as one JSON line without
+// prefix, at every level; every string in it is censored the same way.
 import { writeSync } from "node:fs";
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -14,6 +17,8 @@ export interface Log {
   info(message: string): void;
   warn(message: string): void;
   error(message: string): void;
+  /** Writes `record` as one JSON line, whatever the level. */
+  record(record: object): void;
   /** Never let `secret` appear in a log line. */
   redact(secret: string): void;
   isDebug(): boolean;
@@ -26,19 +31,23 @@ const CENSOR = "[redacted]";
 export function createLog(level: LogLevel, write: (line: string) => void = (line) => writeSync(2, line)): Log {
   const threshold = LOG_LEVELS.indexOf(level);
   const secrets = new Set<string>();
+  const censor = (text: string) => {
+    let censored = text;
+    for (const secret of secrets) {
+      if (censored.includes(secret)) censored = censored.replaceAll(secret, CENSOR);
+    }
+    return censored;
+  };
   const emit = (at: LogLevel, message: string) => {
     if (LOG_LEVELS.indexOf(at) < threshold) return;
-    let line = message.replaceAll("\r", "\\r").replaceAll("\n", "\\n");
-    for (const secret of secrets) {
-      if (line.includes(secret)) line = line.replaceAll(secret, CENSOR);
-    }
-    write(`kustodia-shim ${at}: ${line}\n`);
+    write(`kustodia-shim ${at}: ${censor(message.replaceAll("\r", "\\r").replaceAll("\n", "\\n"))}\n`);
   };
   return {
     debug: (message) => emit("debug", message),
     info: (message) => emit("info", message),
     warn: (message) => emit("warn", message),
     error: (message) => emit("error", message),
+    record: (record) => write(`${JSON.stringify(record, (_, value) => (typeof value === "string" ? censor(value) : value))}\n`),
     redact: (secret) => {
       for (const part of secret.split(/[\r\n]+/)) if (part.length >= MIN_REDACTED_LENGTH) secrets.add(part);
     },

@@ -1,5 +1,6 @@
 // kustodia-shim: the entry point. `kustodia-shim [--] <command> [args...]` resolves the container's
-// references and becomes the app; `kustodia-shim install <dir>` copies the runtime. Exit codes:
+// references and becomes the app; `kustodia-shim install <dir>` copies the runtime;
+// `kustodia-shim --explain` prints what a start would do (78 when it would fail). Exit codes:
 // 64 usage, 78 unresolved reference or bad setting, 69 backend unavailable, 126/127 app not
 // executable / not found (like shells), 1 install failed.
 import { writeSync } from "node:fs";
@@ -44,6 +45,11 @@ async function main(argv: string[], log: { current: Log }): Promise<void> {
   }
   log.current = createLog(loaded.config.logLevel);
   for (const warning of loaded.warnings) log.current.warn(warning);
+  if (invocation.kind === "explain") {
+    const { explain } = await import("./explain.ts");
+    process.exitCode = explain({ config: loaded.config, env: loaded.env, write: (text) => writeSync(1, text) }, invocation);
+    return;
+  }
   const { runApp } = await import("./run.ts");
   await runApp({ config: loaded.config, env: loaded.env, log: log.current }, invocation.command, invocation.args);
 }

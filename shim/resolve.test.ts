@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { SecretReference } from "../common/reference.ts";
+import { type IssuedReference, issuanceKey, type SecretReference } from "../common/reference.ts";
 import { createLog } from "./log.ts";
 import { createResolver, formatProblem, isUnavailableOnly, planReferences, type ReferenceVar, type SourceOpener } from "./resolve.ts";
 import type { Clock } from "./retry.ts";
-import { type SecretSource, SourceError } from "./sources/source.ts";
+import { type Secret, type SecretSource, SourceError } from "./sources/source.ts";
 
 const settings = { prefix: "SECRET_", passthrough: ["SECRET_KEY"], backend: "vault" as const };
 const quiet = createLog("error", () => undefined);
@@ -23,13 +23,13 @@ class MemorySource implements SecretSource {
   describe(reference: SecretReference): string {
     return `memory secret ${reference.path}`;
   }
-  async read(reference: SecretReference): Promise<ReadonlyMap<string, string>> {
+  async read(reference: SecretReference): Promise<Secret> {
     this.reads.push(reference.path);
     const failure = this.failures[reference.path]?.shift();
     if (failure) throw failure;
     const secret = this.secrets[reference.path];
     if (!secret) throw new SourceError("missing", `not found: memory secret ${reference.path}`);
-    return new Map(Object.entries(secret));
+    return { fields: new Map(Object.entries(secret)), info: { at: 0 } };
   }
 }
 
@@ -128,7 +128,7 @@ describe("createResolver", () => {
       most = Math.max(most, inFlight);
       await new Promise((resolve) => setTimeout(resolve, 10));
       inFlight--;
-      return new Map([["f", reference.path]]);
+      return { fields: new Map([["f", reference.path]]), info: { at: 0 } };
     };
     const env = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`SECRET_V${i}`, `s${i}/f`]));
     const resolution = await createResolver(opener(source), { ignoreMissing: false, log: quiet }).resolve(plan(env), Date.now() + 5000);
@@ -231,5 +231,104 @@ describe("createResolver", () => {
     await resolver.resolve(plan({ SECRET_A: "app/a" }), Date.now() + 1000);
     expect(opened).toBe(1);
     expect(await resolver.sources()).toEqual([source]);
+  });
+});
+
+/** A source that issues: each issuance is a new certificate/key pair numbered by the request count. */
+class IssuingSource extends MemorySource {
+  issues: string[] = [];
+  async issue(reference: IssuedReference): Promise<Secret> {
+    this.issues.push(issuanceKey(reference));
+    const n = this.issues.length;
+    return {
+      fields: new Map([
+        ["certificate", `cert-${n}`],
+        ["private_key", `key-${n}`],
+        ["ca_chain", "ca-1\nca-2"],
+      ]),
+      info: { at: 1000, expiresAt: 61_000, serial: `0${n}` },
+    };
+  }
+}
+
+describe("issued references", () => {
+  const identity = { "pod.name": "web-0", "pod.namespace": "shop", "pod.serviceAccount": "web" };
+  const issuedEnv = {
+    SECRET_TLS_CRT: "issue:pki/issue/web?common_name={pod.name}.{pod.namespace}.svc&ttl=1h#certificate",
+    SECRET_TLS_KEY: "issue:pki/issue/web?ttl=1h&common_name={pod.name}.{pod.namespace}.svc#private_key",
+    SECRET_CA: "issue:pki/issue/web?common_name={pod.name}.{pod.namespace}.svc&ttl=1h#ca_chain",
+  };
+
+  it("fills the placeholders from the pod's identity and always uses Vault", () => {
+    const planned = planReferences({ SECRET_CRT: issuedEnv.SECRET_TLS_CRT }, { ...settings, backend: "custodia" }, identity);
+    expect(planned.problems).toEqual([]);
+    expect(planned.references[0]?.reference).toEqual({
+      kind: "issued",
+      backend: "vault",
+      path: "pki/issue/web",
+      parameters: [
+        { name: "common_name", value: "web-0.shop.svc" },
+        { name: "ttl", value: "1h" },
+      ],
+      field: "certificate",
+    });
+  });
+
+  it("reports a placeholder the pod's identity cannot fill, naming the vars that would", () => {
+    const [problem] = planReferences({ SECRET_CRT: issuedEnv.SECRET_TLS_CRT }, settings, { "pod.name": "web-0" }).problems;
+    expect(problem?.kind).toBe("config");
+    expect(problem?.reason).toContain("the pod's identity for {pod.namespace} is unknown: set KUSTODIA_POD_NAMESPACE");
+  });
+
+  it("warns when vars issue from one path with different parameters", () => {
+    const planned = planReferences(
+      { SECRET_CRT: "issue:pki/issue/web?common_name=a.svc#certificate", SECRET_KEY2: "issue:pki/issue/web?common_name=b.svc#private_key" },
+      settings,
+    );
+    expect(planned.warnings).toEqual([
+      "SECRET_CRT / SECRET_KEY2 issue from pki/issue/web with different parameters: they get 2 separate issuances (a certificate and a key from different issuances do not match)",
+    ]);
+    expect(planReferences(issuedEnv, settings, identity).warnings).toEqual([]);
+  });
+
+  it("serves every var naming the same issuance from one response", async () => {
+    const source = new IssuingSource({});
+    const resolver = createResolver(async () => source, { ignoreMissing: false, log: quiet });
+    const planned = planReferences(issuedEnv, settings, identity);
+    const resolution = await resolver.resolve(planned.references, Date.now() + 1000);
+    expect(resolution.problems).toEqual([]);
+    expect(source.issues).toEqual(["issue:pki/issue/web?common_name=web-0.shop.svc&ttl=1h"]);
+    expect(Object.fromEntries(resolution.values)).toEqual({ TLS_CRT: "cert-1", TLS_KEY: "key-1", CA: "ca-1\nca-2" });
+    expect(resolution.groups).toEqual([{ refs: planned.references, info: { at: 1000, expiresAt: 61_000, serial: "01" } }]);
+  });
+
+  it("issues anew at every resolution (rotation re-issues through it)", async () => {
+    const source = new IssuingSource({});
+    const resolver = createResolver(async () => source, { ignoreMissing: false, log: quiet });
+    const references = planReferences(issuedEnv, settings, identity).references;
+    await resolver.resolve(references, Date.now() + 1000);
+    const second = await resolver.resolve(references, Date.now() + 1000);
+    expect(second.values.get("TLS_KEY")).toBe("key-2");
+  });
+
+  it("names the fields an issuance has when the one asked for is not among them", async () => {
+    const resolver = createResolver(async () => new IssuingSource({}), { ignoreMissing: false, log: quiet });
+    const references = planReferences({ SECRET_X: "issue:pki/issue/web?common_name=a.svc#cert" }, settings).references;
+    const { problems } = await resolver.resolve(references, Date.now() + 1000);
+    expect(problems).toEqual([
+      {
+        name: "SECRET_X",
+        raw: "issue:pki/issue/web?common_name=a.svc#cert",
+        kind: "missing",
+        reason: 'field "cert" not found in vault write pki/issue/web common_name=a.svc (fields: certificate, private_key, ca_chain)',
+      },
+    ]);
+  });
+
+  it("reports a backend that cannot issue", async () => {
+    const resolver = createResolver(async () => new MemorySource({}), { ignoreMissing: false, log: quiet });
+    const references = planReferences({ SECRET_X: "issue:database/creds/app#password" }, settings).references;
+    const { problems } = await resolver.resolve(references, Date.now() + 1000);
+    expect(problems.map((problem) => [problem.kind, problem.reason])).toEqual([["config", "the vault backend cannot issue secrets"]]);
   });
 });

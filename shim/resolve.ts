@@ -1,13 +1,26 @@
 // Resolution: which env vars are references (planReferences, pure), and their values from the
-// backends (createResolver): one read per distinct secret, all concurrently, transient failures
-// retried with backoff until the deadline. Every unresolved reference becomes one Problem naming the
-// var, the reference and the reason — never a value.
-import { SHIM_ENV_PREFIX } from "../common/contract.ts";
-import { type Backend, isValidEnvName, parseReference, type SecretReference, targetName } from "../common/reference.ts";
+// backends (createResolver): one read per distinct secret and one issuance per distinct issued
+// request (path + parameters), all concurrently, transient failures retried with backoff until the
+// deadline. Every unresolved reference becomes one Problem naming the var, the reference and the
+// reason — never a value.
+import { SHIM_ENV_PREFIX, ShimEnv } from "../common/contract.ts";
+import {
+  type Backend,
+  fillPlaceholders,
+  type IssuedReference,
+  isIssued,
+  issuanceKey,
+  isValidEnvName,
+  type PodPlaceholder,
+  parseReference,
+  type SecretReference,
+  targetName,
+  vaultCommand,
+} from "../common/reference.ts";
 import type { Environment } from "./config.ts";
 import type { Log } from "./log.ts";
 import { type Clock, DEFAULT_RETRY, type RetryPolicy, retryUntil, systemClock } from "./retry.ts";
-import { type SecretFields, type SecretSource, SourceError } from "./sources/source.ts";
+import { type Secret, type SecretInfo, type SecretSource, SourceError } from "./sources/source.ts";
 
 export interface ReferenceVar {
   /** `SECRET_DB_PASSWORD` */
@@ -16,7 +29,8 @@ export interface ReferenceVar {
   raw: string;
   /** `DB_PASSWORD`: what the app receives. */
   target: string;
-  reference: SecretReference & { backend: Backend };
+  /** Issued references have their {pod.*} placeholders filled in. */
+  reference: (SecretReference & { backend: Backend }) | IssuedReference;
 }
 
 export type ProblemKind = "malformed" | "collision" | "missing" | "denied" | "config" | "unavailable";
@@ -31,6 +45,8 @@ export interface Problem {
 export interface ReferencePlan {
   references: ReferenceVar[];
   problems: Problem[];
+  /** Things that work but are likely mistakes (never a value). */
+  warnings: string[];
 }
 
 export interface PlanSettings {
@@ -45,8 +61,48 @@ export function isReferenceVar(name: string, settings: Pick<PlanSettings, "prefi
   return name.startsWith(settings.prefix) && !settings.passthrough.includes(name);
 }
 
+const placeholderVars: Record<PodPlaceholder, string> = {
+  "pod.name": ShimEnv.podName,
+  "pod.namespace": ShimEnv.podNamespace,
+  "pod.serviceAccount": ShimEnv.podServiceAccount,
+};
+
+/** The reference with its backend settled and its placeholders filled, or why that cannot be. */
+function settle(reference: SecretReference | IssuedReference, settings: PlanSettings, identity: Partial<Record<PodPlaceholder, string>>) {
+  if (!isIssued(reference)) return { reference: { ...reference, backend: reference.backend ?? settings.backend } };
+  const filled = fillPlaceholders(reference, identity);
+  if ("reference" in filled) return filled;
+  const missing = filled.unknown.map((placeholder) => `{${placeholder}}`).join(", ");
+  const vars = filled.unknown.map((placeholder) => placeholderVars[placeholder]).join(", ");
+  return {
+    error: `the pod's identity for ${missing} is unknown: set ${vars} (the webhook adds them from the downward API to containers with issued references) or mount a ServiceAccount token (${ShimEnv.saTokenFile})`,
+  };
+}
+
+/** Issued references that share a path but not the parameters get separate issuances: say so. */
+function issuanceWarnings(references: readonly ReferenceVar[]): string[] {
+  const byPath = new Map<string, Map<string, string[]>>();
+  for (const ref of references) {
+    if (!isIssued(ref.reference)) continue;
+    const keys = byPath.get(ref.reference.path) ?? new Map<string, string[]>();
+    const key = issuanceKey(ref.reference);
+    keys.set(key, [...(keys.get(key) ?? []), ref.name]);
+    byPath.set(ref.reference.path, keys);
+  }
+  return [...byPath]
+    .filter(([, keys]) => keys.size > 1)
+    .map(
+      ([path, keys]) =>
+        `${[...keys.values()].map((names) => names.join(" and ")).join(" / ")} issue from ${path} with different parameters: they get ${keys.size} separate issuances (a certificate and a key from different issuances do not match)`,
+    );
+}
+
 /** Finds and parses the reference vars of `env`; malformed ones and name collisions are problems. */
-export function planReferences(env: Environment, settings: PlanSettings): ReferencePlan {
+export function planReferences(
+  env: Environment,
+  settings: PlanSettings,
+  identity: Partial<Record<PodPlaceholder, string>> = {},
+): ReferencePlan {
   const references: ReferenceVar[] = [];
   const problems: Problem[] = [];
   for (const name of Object.keys(env).sort()) {
@@ -61,12 +117,16 @@ export function planReferences(env: Environment, settings: PlanSettings): Refere
     else if (Object.hasOwn(env, target)) problem("collision", `${target} is already set in the container's env`);
     else {
       const parsed = parseReference(raw);
-      if (!parsed.ok) problem("malformed", parsed.error.replace(/^invalid reference ".*?": /, "invalid reference: "));
-      else
-        references.push({ name, raw, target, reference: { ...parsed.reference, backend: parsed.reference.backend ?? settings.backend } });
+      if (!parsed.ok) {
+        problem("malformed", parsed.error.replace(/^invalid reference ".*?": /, "invalid reference: "));
+        continue;
+      }
+      const settled = settle(parsed.reference, settings, identity);
+      if ("error" in settled) problem("config", settled.error as string);
+      else references.push({ name, raw, target, reference: settled.reference as ReferenceVar["reference"] });
     }
   }
-  return { references, problems };
+  return { references, problems, warnings: issuanceWarnings(references) };
 }
 
 /** The line printed for a problem. */
@@ -79,9 +139,17 @@ export function isUnavailableOnly(problems: readonly Problem[]): boolean {
   return problems.length > 0 && problems.every((problem) => problem.kind === "unavailable");
 }
 
+/** References served by one read or one issuance, and what is known about that secret. */
+export interface ResolvedGroup {
+  refs: ReferenceVar[];
+  info: SecretInfo;
+}
+
 export interface Resolution {
   /** target name → value */
   values: Map<string, string>;
+  /** Every secret that was read or issued, with the references it served. */
+  groups: ResolvedGroup[];
   problems: Problem[];
   /** Missing secrets left unset because of KUSTODIA_IGNORE_MISSING. */
   ignored: Problem[];
@@ -131,30 +199,41 @@ export function createResolver(open: SourceOpener, options: ResolverOptions): Re
 
   type Opened = { source: SecretSource } | { error: unknown };
 
+  const fetch = (source: SecretSource, reference: ReferenceVar["reference"], timeoutMs: number): Promise<Secret> => {
+    if (!isIssued(reference)) return source.read(reference, { timeoutMs });
+    if (!source.issue) throw new SourceError("config", `the ${reference.backend} backend cannot issue secrets`);
+    return source.issue(reference, { timeoutMs });
+  };
+
   async function readGroup(
     opened: Opened,
     first: ReferenceVar,
     deadline: number,
-  ): Promise<{ fields?: SecretFields; error?: Pick<Problem, "kind" | "reason"> }> {
+  ): Promise<{ secret?: Secret; error?: Pick<Problem, "kind" | "reason"> }> {
     if ("error" in opened) return { error: problemFor(opened.error, 0, 0) };
     const started = clock.now();
     let attempts = 0;
     try {
-      const fields = await retryUntil(
+      const secret = await retryUntil(
         (timeoutMs) => {
           attempts++;
-          return opened.source.read(first.reference, { timeoutMs });
+          return fetch(opened.source, first.reference, timeoutMs);
         },
         isTransient,
         { ...DEFAULT_RETRY, ...options.retry, deadline },
         clock,
         (error, delayMs) => options.log.debug(`${(error as Error).message}; retrying in ${delayMs} ms`),
       );
-      return { fields };
+      return { secret };
     } catch (error) {
       return { error: problemFor(error, attempts, clock.now() - started) };
     }
   }
+
+  const describe = (opened: Opened, ref: ReferenceVar, secret: Secret | undefined) => {
+    if (isIssued(ref.reference)) return `${vaultCommand(ref.reference)} (fields: ${[...(secret?.fields.keys() ?? [])].join(", ")})`;
+    return "source" in opened ? opened.source.describe(ref.reference) : ref.raw;
+  };
 
   async function resolve(references: readonly ReferenceVar[], deadline: number): Promise<Resolution> {
     const backends = [...new Set(references.map((ref) => ref.reference.backend))];
@@ -172,12 +251,15 @@ export function createResolver(open: SourceOpener, options: ResolverOptions): Re
     const groups = new Map<string, { opened: Opened; refs: ReferenceVar[] }>();
     for (const ref of references) {
       const opened = openedBy.get(ref.reference.backend) as Opened;
-      const key = `${ref.reference.backend}\0${"source" in opened ? opened.source.readKey(ref.reference) : ""}`;
+      const reference = ref.reference;
+      const key = isIssued(reference)
+        ? issuanceKey(reference)
+        : `${reference.backend}\0${"source" in opened ? opened.source.readKey(reference) : ""}`;
       const group = groups.get(key) ?? { opened, refs: [] };
       group.refs.push(ref);
       groups.set(key, group);
     }
-    const resolution: Resolution = { values: new Map(), problems: [], ignored: [] };
+    const resolution: Resolution = { values: new Map(), groups: [], problems: [], ignored: [] };
     const results = await Promise.all(
       [...groups.values()].map(async ({ opened, refs }) => ({
         opened,
@@ -186,18 +268,16 @@ export function createResolver(open: SourceOpener, options: ResolverOptions): Re
       })),
     );
     for (const { opened, refs, result } of results) {
+      if (result.secret) resolution.groups.push({ refs, info: result.secret.info });
       for (const ref of refs) {
         const problem = (kind: ProblemKind, reason: string) => {
           const entry = { name: ref.name, raw: ref.raw, kind, reason };
           (kind === "missing" && options.ignoreMissing ? resolution.ignored : resolution.problems).push(entry);
         };
-        const value = result.fields?.get(ref.reference.field);
+        const value = result.secret?.fields.get(ref.reference.field);
         if (result.error) problem(result.error.kind, result.error.reason);
         else if (value === undefined)
-          problem(
-            "missing",
-            `field ${JSON.stringify(ref.reference.field)} not found in ${"source" in opened ? opened.source.describe(ref.reference) : ref.raw}`,
-          );
+          problem("missing", `field ${JSON.stringify(ref.reference.field)} not found in ${describe(opened, ref, result.secret)}`);
         else resolution.values.set(ref.target, value);
       }
     }

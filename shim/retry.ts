@@ -21,9 +21,14 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** Longest single attempt (a hung connection must leave time for another try). */
   maxAttemptMs: number;
+  /**
+   * No retry starts with less time than this before the deadline: an attempt cut to a few
+   * milliseconds can only time out, and its timeout would hide the real reason of the one before.
+   */
+  minAttemptMs?: number;
 }
 
-export const DEFAULT_RETRY: Omit<RetryPolicy, "deadline"> = { initialDelayMs: 50, maxDelayMs: 2000, maxAttemptMs: 10_000 };
+export const DEFAULT_RETRY: Omit<RetryPolicy, "deadline"> = { initialDelayMs: 50, maxDelayMs: 2000, maxAttemptMs: 10_000, minAttemptMs: 100 };
 
 /** Delay before retry number `retry` (0-based): exponential, capped, with "equal jitter" (half fixed, half random). */
 export function backoffDelay(retry: number, policy: Omit<RetryPolicy, "deadline">, random: number): number {
@@ -53,7 +58,7 @@ export async function retryUntil<T>(
       if (left <= 0) throw error;
       onRetry(error, Math.min(delay, left));
       await clock.sleep(Math.min(delay, left));
-      if (policy.deadline - clock.now() <= 0) throw error;
+      if (policy.deadline - clock.now() <= Math.max(0, policy.minAttemptMs ?? 0)) throw error;
     }
   }
 }

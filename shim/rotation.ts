@@ -9,6 +9,8 @@
 //   exiting (its graceful-shutdown signal, e.g. SIGQUIT for nginx) is started again with the new env;
 //   an app that keeps running keeps its old env until its next exit, which then restarts it with the
 //   newest one. The shim never writes values anywhere for the app to re-read.
+// Issued secrets are renewed and re-issued on their own schedule (leases.ts), which pushes a new env
+// through `attach`'s control, or stops the app for good when its credentials die.
 // Zombie reaping is tini's job (PID 1 in front of the shim); nothing here depends on it.
 import type { ChildProcess } from "node:child_process";
 import { constants } from "node:os";
@@ -24,6 +26,14 @@ export const RESTART_GRACE_MS = 30_000;
 
 export type AppExit = { code: number } | { signal: NodeJS.Signals };
 
+/** What the shim may do to the running app from outside the refresh loop. */
+export interface SupervisorControl {
+  /** The app's new env: restart or signal it, as for a changed value. */
+  rotate(env: Record<string, string>): void;
+  /** Stops the app (SIGTERM, SIGKILL after the grace period) and ends the shim with `exit`. */
+  stop(exit: AppExit): void;
+}
+
 export interface SupervisorOptions {
   command: AppCommand;
   env: Record<string, string>;
@@ -32,6 +42,8 @@ export interface SupervisorOptions {
   refresh: () => Promise<Record<string, string> | undefined>;
   log: Log;
   graceMs?: number;
+  /** Receives the controls once the app has been started. */
+  attach?: (control: SupervisorControl) => void;
 }
 
 /** Runs the app under the shim until it ends for good; resolves with how it ended. */
@@ -42,6 +54,8 @@ export function supervise(options: SupervisorOptions): Promise<AppExit> {
     let pendingEnv: Record<string, string> | undefined;
     let stopping = false;
     let finished = false;
+    /** Set by control.stop: how the shim ends, whatever the app does. */
+    let forcedExit: AppExit | undefined;
     let refreshTimer: NodeJS.Timeout | undefined;
     let killTimer: NodeJS.Timeout | undefined;
 
@@ -81,11 +95,21 @@ export function supervise(options: SupervisorOptions): Promise<AppExit> {
           start(next);
           return;
         }
-        finish(signal ? { signal } : { code: code ?? 0 });
+        finish(forcedExit ?? (signal ? { signal } : { code: code ?? 0 }));
       });
     };
 
+    const terminate = (app: ChildProcess) => {
+      app.kill("SIGTERM");
+      clearTimeout(killTimer);
+      killTimer = setTimeout(() => {
+        log.warn(`app did not stop within ${(options.graceMs ?? RESTART_GRACE_MS) / 1000} s; sending SIGKILL`);
+        app.kill("SIGKILL");
+      }, options.graceMs ?? RESTART_GRACE_MS);
+    };
+
     const rotate = (env: Record<string, string>) => {
+      if (stopping) return;
       pendingEnv = env;
       if (!child) return;
       if (rotation.mode === "signal") {
@@ -94,13 +118,16 @@ export function supervise(options: SupervisorOptions): Promise<AppExit> {
         return;
       }
       log.info("secrets changed; restarting the app (SIGTERM)");
-      child.kill("SIGTERM");
-      const stuck = child;
-      clearTimeout(killTimer);
-      killTimer = setTimeout(() => {
-        log.warn(`app did not stop within ${(options.graceMs ?? RESTART_GRACE_MS) / 1000} s; sending SIGKILL`);
-        stuck.kill("SIGKILL");
-      }, options.graceMs ?? RESTART_GRACE_MS);
+      terminate(child);
+    };
+
+    const stop = (exit: AppExit) => {
+      if (finished || forcedExit) return;
+      stopping = true;
+      forcedExit = exit;
+      pendingEnv = undefined;
+      if (child) terminate(child);
+      else finish(exit);
     };
 
     const scheduleRefresh = () => {
@@ -118,6 +145,7 @@ export function supervise(options: SupervisorOptions): Promise<AppExit> {
     for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
     start(options.env);
     scheduleRefresh();
+    options.attach?.({ rotate, stop });
   });
 }
 

@@ -1,13 +1,28 @@
-// The shim's start: find the app, resolve its references, and either replace the shim with it
-// (execve) or, in rotation mode, supervise it. Fails closed: the app never starts with an unresolved
-// reference.
+// The shim's start: find the app, resolve its references, write the audit record, and either replace
+// the shim with the app (execve) or, in rotation mode, supervise it. Fails closed: the app never
+// starts with an unresolved reference.
 import { ShimEnv } from "../common/contract.ts";
+import { isIssued } from "../common/reference.ts";
+import { type AuditInput, auditRecord } from "./audit.ts";
 import type { Environment, ShimConfig } from "./config.ts";
 import { buildAppEnv } from "./env.ts";
 import { ShimError } from "./errors.ts";
 import { type AppCommand, execApp, findCommand } from "./exec.ts";
+import { placeholderValues, podIdentity } from "./identity.ts";
+import type { LeaseKeeper } from "./leases.ts";
 import type { Log } from "./log.ts";
-import { createResolver, formatProblem, isUnavailableOnly, planReferences, type ReferenceVar, type Resolver } from "./resolve.ts";
+import {
+  createResolver,
+  formatProblem,
+  isUnavailableOnly,
+  type Problem,
+  planReferences,
+  type ReferenceVar,
+  type Resolution,
+  type ResolvedGroup,
+  type Resolver,
+} from "./resolve.ts";
+import type { SupervisorControl } from "./rotation.ts";
 import { openSource } from "./sources/open.ts";
 
 export interface Start {
@@ -16,56 +31,180 @@ export interface Start {
   log: Log;
 }
 
-function sameValues(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
-  return a.size === b.size && [...a].every(([name, value]) => b.get(name) === value);
-}
+/** How long the shim may spend ending what it holds once the app is gone for good. */
+const RELEASE_TIMEOUT_MS = 2000;
+
+/** Writes the audit record (docs/audit.md) of `event`, whose resolution began at `began`. */
+type Audit = (
+  event: AuditInput["event"],
+  began: number,
+  details: Pick<AuditInput, "resolution" | "planProblems" | "changed" | "reason">,
+) => void;
+
+const exitFor = (problems: readonly Problem[]) => (isUnavailableOnly(problems) ? "KUS_BACKEND_UNAVAILABLE" : "KUS_REF_UNRESOLVED");
 
 /** Resolves every reference or throws the ShimError to end with, after one line per problem. */
-async function resolveAll(start: Start, resolver: Resolver, references: ReferenceVar[]): Promise<Map<string, string>> {
+async function resolveAll(start: Start, resolver: Resolver, references: ReferenceVar[], audit: Audit): Promise<Resolution> {
   const { config, log } = start;
   const began = Date.now();
   const resolution = await resolver.resolve(references, began + config.timeoutMs);
   for (const ignored of resolution.ignored) log.warn(`${formatProblem(ignored)}; left unset (${ShimEnv.ignoreMissing})`);
   if (resolution.problems.length > 0) {
     for (const problem of resolution.problems) log.error(formatProblem(problem));
-    const code = isUnavailableOnly(resolution.problems) ? "KUS_BACKEND_UNAVAILABLE" : "KUS_REF_UNRESOLVED";
-    throw new ShimError(code, `not starting the app: ${resolution.problems.length} of ${references.length} reference(s) unresolved`);
+    audit("start", began, { resolution, reason: `${resolution.problems.length} of ${references.length} reference(s) unresolved` });
+    throw new ShimError(
+      exitFor(resolution.problems),
+      `not starting the app: ${resolution.problems.length} of ${references.length} reference(s) unresolved`,
+    );
   }
   log.debug(`resolved ${resolution.values.size} reference(s) in ${Date.now() - began} ms`);
-  return resolution.values;
+  audit("start", began, { resolution });
+  return resolution;
 }
 
-async function supervised(start: Start, command: AppCommand, resolver: Resolver, references: ReferenceVar[], values: Map<string, string>) {
+/**
+ * Exec mode: nobody renews the shim's Vault token once the app runs, and Vault revokes a token's
+ * leases with it. Say so when that ends issued credentials before their own lease would.
+ */
+function warnTokenBoundLeases(log: Log, groups: readonly ResolvedGroup[]): void {
+  for (const { refs, info } of groups) {
+    if (!info.lease || info.expiresAt === undefined || info.tokenExpiresAt === undefined) continue;
+    if (info.tokenExpiresAt >= info.expiresAt - Math.max(60_000, (info.expiresAt - info.at) / 10)) continue;
+    log.warn(
+      `${refs.map((ref) => ref.name).join(", ")}: lease ${info.lease.id} lasts ${info.lease.durationS} s, but Vault revokes it with the shim's token in ${Math.round((info.tokenExpiresAt - info.at) / 1000)} s; raise the token TTL of the Vault auth role, or use ${ShimEnv.rotation}=restart|signal, which keeps the token alive`,
+    );
+  }
+}
+
+interface Supervised {
+  command: AppCommand;
+  resolver: Resolver;
+  references: ReferenceVar[];
+  resolution: Resolution;
+  audit: Audit;
+}
+
+async function supervised(start: Start, run: Supervised) {
   const { config, env, log } = start;
   const { endLike, supervise } = await import("./rotation.ts");
-  for (const source of await resolver.sources()) source.keepAlive?.();
-  let current = values;
+  const sources = await run.resolver.sources();
+  for (const source of sources) source.keepAlive?.();
   process.removeAllListeners("SIGUSR1"); // main's startup guard: the supervisor forwards SIGUSR1 from now on
+
+  const stored = run.references.filter((ref) => !isIssued(ref.reference));
+  let values = new Map(run.resolution.values);
+  let groups = run.resolution.groups;
+  let control: SupervisorControl | undefined;
+  const current = (): Resolution => ({ values, groups, problems: [], ignored: [] });
+
+  /** Stored secrets, re-read every interval; issued ones are left to the lease keeper. */
   const refresh = async () => {
-    const next = await resolver.resolve(references, Date.now() + config.timeoutMs);
+    if (stored.length === 0) return undefined;
+    const began = Date.now();
+    const next = await run.resolver.resolve(stored, began + config.timeoutMs);
     for (const problem of next.problems) log.warn(`rotation: ${formatProblem(problem)}; keeping the current values`);
-    if (next.problems.length > 0 || sameValues(current, next.values)) return undefined;
-    const changed = references.filter((ref) => current.get(ref.target) !== next.values.get(ref.target)).map((ref) => ref.name);
-    log.info(`rotation: ${changed.join(", ")} changed`);
-    current = next.values;
-    return buildAppEnv(env, config, current);
+    const changed = stored.filter((ref) => values.get(ref.target) !== next.values.get(ref.target));
+    if (next.problems.length > 0 || changed.length === 0) return undefined;
+    log.info(`rotation: ${changed.map((ref) => ref.name).join(", ")} changed`);
+    values = new Map(values);
+    for (const ref of stored) {
+      const value = next.values.get(ref.target);
+      if (value === undefined) values.delete(ref.target);
+      else values.set(ref.target, value);
+    }
+    groups = [...groups.filter((group) => group.refs.some((ref) => isIssued(ref.reference))), ...next.groups];
+    run.audit("rotation", began, { resolution: current(), changed: changed.map((ref) => ref.target) });
+    return buildAppEnv(env, config, values);
   };
-  endLike(await supervise({ command, env: buildAppEnv(env, config, values), rotation: config.rotation, refresh, log }));
+
+  const issued = groups.filter((group) => group.refs.some((ref) => isIssued(ref.reference)));
+  let keeper: LeaseKeeper | undefined;
+  if (issued.length > 0) {
+    const vault = sources.find((source) => source.issue !== undefined);
+    const { keepLeases } = await import("./leases.ts");
+    let reissueBegan = 0;
+    keeper = keepLeases({
+      groups: issued,
+      margin: config.rotation.margin,
+      log,
+      renew: async (lease, incrementS) => {
+        if (!vault?.renew) throw new Error("the backend cannot renew leases");
+        return vault.renew(lease, incrementS, { timeoutMs: config.timeoutMs });
+      },
+      reissue: (group) => {
+        reissueBegan = Date.now();
+        return run.resolver.resolve(group.refs, reissueBegan + config.timeoutMs);
+      },
+      onReissued: (old, fresh) => {
+        values = new Map([...values, ...fresh.values]);
+        groups = [...groups.filter((group) => group !== old), ...fresh.groups];
+        log.info(`rotation: ${old.refs.map((ref) => ref.name).join(", ")} issued anew`);
+        run.audit("rotation", reissueBegan, { resolution: current(), changed: old.refs.map((ref) => ref.target) });
+        control?.rotate(buildAppEnv(env, config, values));
+      },
+      onExpired: (group, problems, reason) => {
+        const what = group.refs.map((ref) => ref.name).join(", ");
+        const message = `${what}: expired at ${new Date(group.info.expiresAt ?? Date.now()).toISOString()} and could not be renewed or issued anew (${reason}); stopping the app`;
+        log.error(message);
+        run.audit("stop", Date.now(), { resolution: current(), reason: message });
+        control?.stop({ code: new ShimError(exitFor(problems), message).exitCode });
+      },
+    });
+    for (const source of sources) source.onCredentialReplaced?.((at) => keeper?.retire(at));
+  }
+
+  const exit = await supervise({
+    command: run.command,
+    env: buildAppEnv(env, config, values),
+    rotation: config.rotation,
+    refresh,
+    log,
+    attach: (attached) => {
+      control = attached;
+    },
+  });
+  keeper?.stop();
+  await Promise.all(
+    sources.map((source) =>
+      source.release?.({ timeoutMs: RELEASE_TIMEOUT_MS }).catch((error: unknown) => log.warn(`releasing: ${(error as Error).message}`)),
+    ),
+  );
+  endLike(exit);
 }
 
 export async function runApp(start: Start, commandName: string, args: string[]): Promise<void> {
   const { config, env, log } = start;
+  const began = Date.now();
   const command = findCommand(commandName, args, env.PATH);
-  const plan = planReferences(env, config);
+  const identity = podIdentity(env, config.vault.saTokenFile);
+  for (const ignored of identity.ignored) log.warn(ignored);
+  const plan = planReferences(env, config, placeholderValues(identity));
+  for (const warning of plan.warnings) log.warn(warning);
+  const audit: Audit = (event, from, details) =>
+    log.record(
+      auditRecord({
+        event,
+        identity,
+        app: command.file,
+        began: from,
+        durationMs: Date.now() - from,
+        references: plan.references,
+        ...details,
+      }),
+    );
   if (plan.problems.length > 0) {
     for (const problem of plan.problems) log.error(formatProblem(problem));
+    audit("start", began, { planProblems: plan.problems, reason: `${plan.problems.length} invalid reference var(s)` });
     throw new ShimError("KUS_REF_UNRESOLVED", `not starting the app: ${plan.problems.length} invalid reference var(s)`);
   }
   const resolver = createResolver((backend) => openSource(backend, config, log), { ignoreMissing: config.ignoreMissing, log });
-  const values = plan.references.length > 0 ? await resolveAll(start, resolver, plan.references) : new Map<string, string>();
+  let resolution: Resolution = { values: new Map(), groups: [], problems: [], ignored: [] };
+  if (plan.references.length > 0) resolution = await resolveAll(start, resolver, plan.references, audit);
+  else audit("start", began, {});
   if (config.rotation.mode === "none") {
+    warnTokenBoundLeases(log, resolution.groups);
     log.debug(`exec ${command.file}`);
-    execApp(command, buildAppEnv(env, config, values));
+    execApp(command, buildAppEnv(env, config, resolution.values));
   }
-  await supervised(start, command, resolver, plan.references, values);
+  await supervised(start, { command, resolver, references: plan.references, resolution, audit });
 }

@@ -88,7 +88,7 @@ function container(name: string) {
     .record(
       {
         image: fc.oneof(
-          fc.constantFrom("nginx:1.27", "registry.example/app@sha256:" + "a".repeat(64), "missing/image:1", ""),
+          fc.constantFrom("nginx:1.27", `registry.example/app@sha256:${"a".repeat(64)}`, "missing/image:1", ""),
           hostileStrings,
         ),
         command: stringList,

@@ -43,7 +43,7 @@ export function parseReview(body: unknown): ParsedReview {
   const request = body.request;
   if (!isObject(request)) return { ok: false, error: "request must be an object" };
   if (typeof request.uid !== "string" || request.uid === "" || request.uid.length > 256) {
-    return { ok: false, error: "request.uid must be a non-empty string" };
+    return { ok: false, error: "request.uid must be a non-empty string of at most 256 characters" };
   }
   const kind = objectAt(request, "kind");
   if (!kind || typeof kind.kind !== "string" || typeof kind.version !== "string" || typeof kind.group !== "string") {
@@ -94,11 +94,12 @@ function encodePatch(original: JsonObject, mutated: JsonObject, prepended: JsonO
   let target = mutated;
   let insert: Operation | undefined;
   if (prepended) {
-    target = structuredClone(mutated);
-    const spec = target.spec as JsonObject;
-    const rest = (spec.initContainers as JsonObject[]).slice(1);
-    if (rest.length > 0) spec.initContainers = rest;
-    else delete spec.initContainers;
+    // New objects on the path to initContainers only: `compare` reads `target` and copies the values
+    // it puts into operations, so the rest is shared with `mutated` (a deep clone was a quarter of
+    // the CPU time of an admission).
+    const { initContainers, ...spec } = mutated.spec as JsonObject;
+    const rest = (initContainers as JsonObject[]).slice(1);
+    target = { ...mutated, spec: rest.length > 0 ? { ...(mutated.spec as JsonObject), initContainers: rest } : spec };
     insert =
       rest.length > 0
         ? { op: "add", path: "/spec/initContainers/0", value: prepended }

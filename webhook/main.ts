@@ -1,5 +1,6 @@
 // kustodia-webhook: reads its settings, wires the pieces together and serves until SIGTERM.
-import { KubeConfig } from "@kubernetes/client-node";
+import type { AgentOptions } from "node:https";
+import { type Cluster, KubeConfig } from "@kubernetes/client-node";
 import { VERSION } from "../common/version.ts";
 import { createImageLookup } from "./images.ts";
 import { createLogger } from "./logger.ts";
@@ -15,6 +16,26 @@ function pullSecretKubeConfig(): KubeConfig {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
   if (!kubeConfig.getCurrentCluster()) throw new Error("no cluster in the kubeconfig");
+  return reuseConnections(kubeConfig);
+}
+
+/**
+ * client-node 2.x makes a new undici Agent for every API call, so each pull-secret read opened a new
+ * TLS connection to the apiserver (and left it behind): a handshake per admission that looks up an
+ * image. One Agent per distinct TLS setting keeps the connections alive and reused. createDispatcher
+ * is not in client-node's typings; should a release rename it, calls just go back to a new Agent each.
+ */
+function reuseConnections(kubeConfig: KubeConfig): KubeConfig {
+  type CreateDispatcher = (cluster: Cluster | null, options: AgentOptions) => unknown;
+  const internals = kubeConfig as unknown as { createDispatcher?: CreateDispatcher };
+  const create = internals.createDispatcher?.bind(kubeConfig);
+  if (!create) return kubeConfig;
+  const dispatchers = new Map<string, unknown>();
+  internals.createDispatcher = (cluster, options) => {
+    const key = JSON.stringify([cluster?.name, kubeConfig.createDispatcherOptions(cluster, options)]);
+    if (!dispatchers.has(key)) dispatchers.set(key, create(cluster, options));
+    return dispatchers.get(key);
+  };
   return kubeConfig;
 }
 

@@ -5,6 +5,7 @@ import {
   INSTALL_CONTAINER_NAME,
   INSTALL_MOUNT_PATH,
   MOUNT_PATH,
+  POD_IDENTITY_FIELDS,
   SERVICE_ACCOUNT_TOKEN_DIR,
   SHIM_IN_IMAGE,
   SHIM_PATH,
@@ -12,7 +13,8 @@ import {
   ShimEnv,
   VOLUME_NAME,
 } from "../common/contract.ts";
-import { isValidEnvName, parseReference, splitList, targetName } from "../common/reference.ts";
+import { ISSUE_PREFIX, isValidEnvName, parseReference, splitList, targetName } from "../common/reference.ts";
+import { boundedWarnings, MAX_MESSAGE_LENGTH, safeText } from "./messages.ts";
 import {
   annotations,
   arrayAt,
@@ -104,7 +106,7 @@ function declaresReferences(container: JsonObject, prefix: string, passthrough: 
   return envOf(container).some((env) => targetName(env.name, prefix) !== undefined && !passthrough.has(env.name));
 }
 
-function selectContainers(pod: JsonObject, settings: MutationSettings): { selected: Selected[]; warnings: string[] } {
+export function selectContainers(pod: JsonObject, settings: MutationSettings): { selected: Selected[]; warnings: string[] } {
   const spec = objectAt(pod, "spec") ?? {};
   const podAnnotations = annotations(pod);
   const passthrough = new Set(splitList(podAnnotations[Annotations.passthrough]));
@@ -322,6 +324,26 @@ function shimEnvironment(pod: JsonObject, settings: MutationSettings): Validated
   return { value: env };
 }
 
+/**
+ * Issued references may name the pod ({pod.name}, {pod.namespace}, {pod.serviceAccount}): a container
+ * that declares one gets the pod's identity from the downward API (unless it sets those vars itself).
+ */
+function podIdentityEnv(container: RawContainer, prefix: string, passthrough: Set<string>): Json[] {
+  const env = envOf(container);
+  const issues = env.some(
+    (item) =>
+      targetName(item.name, prefix) !== undefined &&
+      !passthrough.has(item.name) &&
+      typeof item.value === "string" &&
+      item.value.startsWith(ISSUE_PREFIX),
+  );
+  if (!issues) return [];
+  const own = new Set(env.map((item) => item.name));
+  return Object.entries(POD_IDENTITY_FIELDS)
+    .filter(([name]) => !own.has(name))
+    .map(([name, fieldPath]) => ({ name, valueFrom: { fieldRef: { fieldPath } } }));
+}
+
 /** Backend addresses are the cluster's to set: a container's own value is replaced (with a warning). */
 const CLUSTER_OWNED_ENV = new Set<string>([ShimEnv.vaultAddr, ShimEnv.custodiaUrl]);
 
@@ -394,6 +416,14 @@ function mountsAtShimPath(container: RawContainer): boolean {
  * that names the fix). `images` holds the lookups for `imagesNeeded(pod)`, keyed by container name.
  */
 export function mutatePod(original: JsonObject, settings: MutationSettings, images: ReadonlyMap<string, ImageLookupResult>): Decision {
+  // Warnings and messages quote the pod's own names and values: escaped and bounded (messages.ts).
+  const decision = decide(original, settings, images);
+  if (decision.kind === "deny")
+    return { ...decision, message: safeText(decision.message, MAX_MESSAGE_LENGTH), warnings: boundedWarnings(decision.warnings) };
+  return decision.warnings.length === 0 ? decision : { ...decision, warnings: boundedWarnings(decision.warnings) };
+}
+
+function decide(original: JsonObject, settings: MutationSettings, images: ReadonlyMap<string, ImageLookupResult>): Decision {
   const reason = skipReason(original);
   if (reason) return { kind: "skip", reason, warnings: [] };
 
@@ -430,11 +460,12 @@ export function mutatePod(original: JsonObject, settings: MutationSettings, imag
     if (command.args) mutated.args = command.args;
     else delete mutated.args;
     mutated.env = withShimEnv(container, shimEnv.value, warnings);
+    mutated.env.push(...podIdentityEnv(container, settings.referencePrefix, passthrough));
     mutated.volumeMounts = [...(arrayAt(container, "volumeMounts") ?? []), { name: volumeName, mountPath: MOUNT_PATH, readOnly: true }];
     if (needsServiceAccountToken(shimEnv.value) && !hasServiceAccountToken(container)) {
       tokenVolumeName ??= freeName(volumeNames, `${VOLUME_NAME}-token`);
       warnings.push(
-        `container "${container.name}" has no ServiceAccount token (automountServiceAccountToken is off); kustodia mounts a projected token for the shim at ${SHIM_TOKEN_DIR}`,
+        `container "${container.name}" has no ServiceAccount token mounted (automountServiceAccountToken is off for the pod or its ServiceAccount); kustodia mounts a projected token for the shim at ${SHIM_TOKEN_DIR}`,
       );
       mutated.volumeMounts.push({ name: tokenVolumeName, mountPath: SHIM_TOKEN_DIR, readOnly: true });
       mutated.env.push({ name: ShimEnv.saTokenFile, value: `${SHIM_TOKEN_DIR}/token` });

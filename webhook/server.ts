@@ -80,6 +80,13 @@ export function createApp({ context, metrics, log, bodyLimitBytes, isReady }: Ap
         );
         res.json(reviewResponse(outcome.response));
       } catch (error) {
+        // Nesting deep enough to exhaust the stack (structuredClone, the patch diff) is bad input, not a bug.
+        if (error instanceof RangeError && /call stack/i.test(error.message)) {
+          metrics.admissions.inc({ decision: "error" });
+          log.warn({ uid: request.uid, error: error.message }, "malformed AdmissionReview");
+          sendError(res, 400, "malformed AdmissionReview: request.object is nested too deeply to review");
+          return;
+        }
         // A bug, not a user error: answer 500 so the apiserver applies the failurePolicy (Fail).
         metrics.admissions.inc({ decision: "error" });
         log.error({ uid: request.uid, error: (error as Error).message }, "admission failed");

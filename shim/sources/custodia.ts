@@ -10,8 +10,13 @@ import type { SecretReference } from "../../common/reference.ts";
 import { type CustodiaConfig, ExtraShimEnv } from "../config.ts";
 import type { Log } from "../log.ts";
 import { createHttpClient, endpointFromUrl, errorSummary, type HttpClient } from "./http.ts";
-import { type ReadOptions, type SecretFields, type SecretSource, SourceError } from "./source.ts";
+import { type ReadOptions, type Secret, type SecretSource, SourceError } from "./source.ts";
 import { readSettingFile } from "./vault-api.ts";
+
+/** Where a Custodia reference points, for messages: `custodia key /secrets/myapp/password`. */
+export function describeCustodiaKey(reference: SecretReference): string {
+  return `custodia key /secrets/${reference.path}/${reference.field}`;
+}
 
 export class CustodiaSource implements SecretSource {
   readonly #http: HttpClient;
@@ -40,10 +45,10 @@ export class CustodiaSource implements SecretSource {
   }
 
   describe(reference: SecretReference): string {
-    return `custodia key /secrets/${reference.path}/${reference.field}`;
+    return describeCustodiaKey(reference);
   }
 
-  async read(reference: SecretReference, options: ReadOptions): Promise<SecretFields> {
+  async read(reference: SecretReference, options: ReadOptions): Promise<Secret> {
     const key = `${reference.path}/${reference.field}`.split("/").map(encodeURIComponent).join("/");
     const answer = await this.#http.call({ method: "GET", path: `/secrets/${key}`, headers: this.#headers, timeoutMs: options.timeoutMs });
     const where = this.describe(reference);
@@ -62,6 +67,6 @@ export class CustodiaSource implements SecretSource {
       throw new SourceError("malformed", `${where}: expected {"type":"simple","value":"..."}`);
     }
     this.#log.redact(stored.value);
-    return new Map([[reference.field, stored.value]]);
+    return { fields: new Map([[reference.field, stored.value]]), info: { at: Date.now() } };
   }
 }

@@ -2,8 +2,9 @@
 // process.getBuiltinModule: `import "node:http"` costs ~40 ms more (building the ESM namespace reads
 // every export, and some are lazy getters that load undici), and the shim pays for TLS only when a
 // backend needs it. getBuiltinModule also works unchanged in the runtime's single executable.
-// Connection failures, timeouts, 5xx and 429 are `transient` SourceErrors; TLS failures are `config`
-// (they do not heal by retrying); any other answer is returned for the backend to interpret.
+// Connection failures, timeouts, 5xx, 429 and 2xx answers that are not JSON are `transient`
+// SourceErrors; TLS failures are `config` (they do not heal by retrying); any other answer is returned
+// for the backend to interpret.
 import type { Agent as HttpAgent, IncomingMessage, RequestOptions } from "node:http";
 import { SourceError } from "./source.ts";
 
@@ -101,9 +102,18 @@ export function createHttpClient(endpoint: Endpoint, name: string): HttpClient {
       const req = request(options, (response) => {
         readBody(response).then((text) => {
           const status = response.statusCode ?? 0;
-          if (TRANSIENT_STATUS(status))
-            reject(new SourceError("transient", `${what}: HTTP ${status}${errorSummary(parseJson(text), text)}`));
-          else resolve({ status, json: parseJson(text), text });
+          const json = parseJson(text);
+          if (TRANSIENT_STATUS(status)) reject(new SourceError("transient", `${what}: HTTP ${status}${errorSummary(json, text)}`));
+          // A success whose body is garbled (cut short, or rewritten by a proxy) is retried like a dropped
+          // connection. The body is never quoted: it may hold a value.
+          else if (status >= 200 && status < 300 && json === undefined && text.trim() !== "")
+            reject(
+              new SourceError(
+                "transient",
+                `${what}: HTTP ${status} with an answer that is not valid JSON (${Buffer.byteLength(text)} bytes)`,
+              ),
+            );
+          else resolve({ status, json, text });
         }, fail);
       });
       const timer = setTimeout(

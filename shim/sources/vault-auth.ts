@@ -16,7 +16,11 @@ interface Lease {
   ttl: number;
   renewable: boolean;
   issuedAt: number;
+  /** When the token expires unless renewed (epoch ms); undefined: never. */
+  expiresAt?: number;
 }
+
+const expiry = (ttl: number, from = Date.now()) => (ttl > 0 ? from + ttl * 1000 : undefined);
 
 /** Shortest wait between renewal attempts, and the retry delay after a failed one. */
 const RENEW_RETRY_MS = 10_000;
@@ -25,6 +29,13 @@ function readCredential(path: string, setting: string): string {
   const value = readSettingFile(path, setting).toString("utf8").trim();
   if (value === "") throw new SourceError("config", `${setting}=${JSON.stringify(path)}: the file is empty`);
   return value;
+}
+
+/** What a login is, for messages: `vault kubernetes login at auth/kubernetes, role "app"`. */
+export function describeLogin(vault: VaultConfig): string {
+  const role = vault.role && vault.authMethod !== "approle" ? `, role ${JSON.stringify(vault.role)}` : "";
+  const at = vault.authMethod === "token" ? "" : ` at auth/${vault.authPath}`;
+  return `vault ${vault.authMethod} login${at}${role}`;
 }
 
 export class VaultSession {
@@ -36,6 +47,7 @@ export class VaultSession {
   #current: Lease | undefined;
   #renewal: NodeJS.Timeout | undefined;
   #resident = false;
+  readonly #replaced: ((retiredAt: number) => void)[] = [];
 
   constructor(api: VaultApi, vault: VaultConfig, log: Log) {
     this.#api = api;
@@ -45,13 +57,11 @@ export class VaultSession {
 
   /** What the login is, for messages: `kubernetes login at auth/kubernetes, role "app"`. */
   describe(): string {
-    const role = this.#vault.role && this.#vault.authMethod !== "approle" ? `, role ${JSON.stringify(this.#vault.role)}` : "";
-    const at = this.#vault.authMethod === "token" ? "" : ` at auth/${this.#vault.authPath}`;
-    return `vault ${this.#vault.authMethod} login${at}${role}`;
+    return describeLogin(this.#vault);
   }
 
   /** The current token, logging in first when there is none. */
-  async token(timeoutMs: number): Promise<{ token: string; issuedAt: number }> {
+  async token(timeoutMs: number): Promise<{ token: string; issuedAt: number; expiresAt?: number }> {
     this.#lease ??= this.#login(timeoutMs).then(
       (lease) => {
         this.#current = lease;
@@ -71,6 +81,16 @@ export class VaultSession {
     if (this.#current?.token !== token) return;
     this.#current = undefined;
     this.#lease = undefined;
+    this.#retired(Date.now());
+  }
+
+  /** `listener` learns when the token is replaced: leases issued under the old one end at `retiredAt`. */
+  onReplaced(listener: (retiredAt: number) => void): void {
+    this.#replaced.push(listener);
+  }
+
+  #retired(at: number): void {
+    for (const listener of this.#replaced) listener(at);
   }
 
   /** Keeps the token alive until the returned function is called. */
@@ -99,7 +119,8 @@ export class VaultSession {
     if (answer.status === 200 && typeof auth?.client_token === "string") {
       this.#log.redact(auth.client_token);
       this.#log.debug(`${this.describe()}: ok, token ttl ${String(auth.lease_duration)} s`);
-      return { token: auth.client_token, ttl: Number(auth.lease_duration) || 0, renewable: auth.renewable === true, issuedAt: Date.now() };
+      const ttl = Number(auth.lease_duration) || 0;
+      return { token: auth.client_token, ttl, renewable: auth.renewable === true, issuedAt: Date.now(), expiresAt: expiry(ttl) };
     }
     if (answer.status === 404 || answer.status === 405) {
       throw new SourceError("config", `${this.describe()}: no auth method is mounted there (${ShimEnv.vaultAuthPath})`);
@@ -118,7 +139,8 @@ export class VaultSession {
         `${this.describe()} (${ShimEnv.vaultTokenFile}) refused: HTTP ${answer.status}${errorSummary(answer.json, answer.text)}`,
       );
     }
-    return { token, ttl: Number(data.ttl) || 0, renewable: data.renewable === true, issuedAt: Date.now() };
+    const ttl = Number(data.ttl) || 0;
+    return { token, ttl, renewable: data.renewable === true, issuedAt: Date.now(), expiresAt: expiry(ttl) };
   }
 
   #schedule(lease: Lease, delayMs = (lease.ttl * 1000 * 2) / 3): void {
@@ -137,13 +159,16 @@ export class VaultSession {
         const ttl = Number((answer.json as { auth?: { lease_duration?: unknown } } | undefined)?.auth?.lease_duration);
         if (answer.status === 200 && ttl * 2 >= lease.ttl) {
           this.#log.debug(`vault token renewed for ${ttl} s`);
-          this.#schedule({ ...lease, ttl });
+          const renewed = { ...lease, ttl, expiresAt: expiry(ttl) };
+          if (this.#current === lease) this.#current = renewed;
+          this.#schedule(renewed);
           return;
         }
       }
       this.#lease = undefined;
       await this.token(timeoutMs);
       this.#log.debug("vault token replaced by a new login");
+      this.#retired(lease.expiresAt ?? Date.now());
     } catch (error) {
       this.#log.warn(`vault token renewal failed, retrying in ${RENEW_RETRY_MS / 1000} s: ${(error as Error).message}`);
       this.#schedule(lease, RENEW_RETRY_MS);

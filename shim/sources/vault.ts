@@ -3,12 +3,16 @@
 // the configured mount may lie below the real one (`KUSTODIA_VAULT_KV_MOUNT=secret/team` reads
 // `secret/data/team/<path>` on a v2 mount `secret/`). Field values that are not strings are handed
 // over as JSON (`3`, `true`, `{"a":1}`); null becomes the empty string.
+//
+// Issued references (`issue:pki/issue/web?...#certificate`) are served by vault-issue.ts, loaded only
+// when a reference asks for one; leases are renewed with the same token, and the token is revoked on
+// `release` (when the shim logged in itself), which ends every lease issued under it.
 import { ShimEnv } from "../../common/contract.ts";
-import type { SecretReference } from "../../common/reference.ts";
+import type { IssuedReference, SecretReference } from "../../common/reference.ts";
 import type { VaultConfig } from "../config.ts";
 import type { Log } from "../log.ts";
 import { errorSummary } from "./http.ts";
-import { type ReadOptions, type SecretFields, type SecretSource, SourceError } from "./source.ts";
+import { type Lease, type ReadOptions, type Secret, type SecretSource, SourceError } from "./source.ts";
 import { createVaultApi, type VaultApi } from "./vault-api.ts";
 import { VaultSession } from "./vault-auth.ts";
 
@@ -20,8 +24,14 @@ interface KvMount {
   version: 1 | 2;
 }
 
-function encodePath(path: string): string {
+export function encodePath(path: string): string {
   return path.split("/").map(encodeURIComponent).join("/");
+}
+
+/** Where a KV reference points, for messages: `vault secret "myapp/db" version 3 in mount secret/`. */
+export function describeKvSecret(reference: SecretReference, kvMount: string): string {
+  const version = reference.version === undefined ? "" : ` version ${reference.version}`;
+  return `vault secret ${JSON.stringify(reference.path)}${version} in mount ${kvMount}/`;
 }
 
 /** How a KV field value reaches the env. */
@@ -37,6 +47,8 @@ export class VaultSource implements SecretSource {
   readonly #vault: VaultConfig;
   readonly #log: Log;
   #kvMount: Promise<KvMount> | undefined;
+  /** Whether a lease was issued under the shim's own login (release then revokes the token). */
+  #leased = false;
 
   constructor(vault: VaultConfig & { addr: string }, log: Log) {
     this.#vault = vault;
@@ -50,30 +62,65 @@ export class VaultSource implements SecretSource {
   }
 
   describe(reference: SecretReference): string {
-    const version = reference.version === undefined ? "" : ` version ${reference.version}`;
-    return `vault secret ${JSON.stringify(reference.path)}${version} in mount ${this.#vault.kvMount}/`;
+    return describeKvSecret(reference, this.#vault.kvMount);
   }
 
   keepAlive(): () => void {
     return this.#session.keepAlive();
   }
 
-  async read(reference: SecretReference, options: ReadOptions): Promise<SecretFields> {
+  read(reference: SecretReference, options: ReadOptions): Promise<Secret> {
+    return this.#withToken(options, (token) => this.#readWith(token, reference, options));
+  }
+
+  issue(reference: IssuedReference, options: ReadOptions): Promise<Secret> {
+    return this.#withToken(options, async (token, tokenExpiresAt) => {
+      const { issue } = await import("./vault-issue.ts");
+      const secret = await issue(this.#api, token, reference, options, this.#log);
+      if (!secret.info.lease) return secret;
+      // Vault revokes a token's leases with the token.
+      this.#leased = true;
+      return tokenExpiresAt === undefined ? secret : { ...secret, info: { ...secret.info, tokenExpiresAt } };
+    });
+  }
+
+  async renew(lease: Lease, incrementS: number, options: ReadOptions): Promise<number> {
+    return this.#withToken(options, async (token) => {
+      const { renewLease } = await import("./vault-issue.ts");
+      return renewLease(this.#api, token, lease, incrementS, options);
+    });
+  }
+
+  async release(options: ReadOptions): Promise<void> {
+    if (!this.#leased || this.#vault.authMethod === "token") return;
+    const { token } = await this.#session.token(options.timeoutMs);
+    const answer = await this.#api.call("POST", "auth/token/revoke-self", { token, body: {}, timeoutMs: options.timeoutMs });
+    if (answer.status !== 204 && answer.status !== 200)
+      throw new SourceError("denied", `revoking the shim's vault token: HTTP ${answer.status}`);
+    this.#log.debug("vault token revoked, and with it every lease issued under it");
+  }
+
+  onCredentialReplaced(listener: (retiredAt: number) => void): void {
+    this.#session.onReplaced(listener);
+  }
+
+  /** Runs `call` with the session's token; a token from before the call that Vault refuses is replaced by a new login, once. */
+  async #withToken<T>(options: ReadOptions, call: (token: string, tokenExpiresAt: number | undefined) => Promise<T>): Promise<T> {
     const started = Date.now();
     const first = await this.#session.token(options.timeoutMs);
     try {
-      return await this.#readWith(first.token, reference, options);
+      return await call(first.token, first.expiresAt);
     } catch (error) {
-      // A token from before this read may have expired or been revoked: log in again, once.
+      // A token from before this call may have expired or been revoked: log in again, once.
       const stale = first.issuedAt < started;
       if (!(error instanceof SourceError && error.kind === "denied" && stale)) throw error;
       this.#session.forget(first.token);
       const second = await this.#session.token(options.timeoutMs);
-      return this.#readWith(second.token, reference, options);
+      return call(second.token, second.expiresAt);
     }
   }
 
-  async #readWith(token: string, reference: SecretReference, options: ReadOptions): Promise<SecretFields> {
+  async #readWith(token: string, reference: SecretReference, options: ReadOptions): Promise<Secret> {
     const kv = await this.#mount(token, options.timeoutMs);
     if (reference.version !== undefined && kv.version === 1) {
       throw new SourceError("malformed", `mount ${kv.mount}/ is KV version 1, which has no versions: drop "@${reference.version}"`);
@@ -102,7 +149,8 @@ export class VaultSource implements SecretSource {
       result.set(field, text);
     }
     this.#log.debug(`read ${where}: ${result.size} field(s)`);
-    return result;
+    const version = kv.version === 2 ? (data as { metadata?: { version?: unknown } } | undefined)?.metadata?.version : undefined;
+    return { fields: result, info: { at: Date.now(), ...(typeof version === "number" ? { version } : {}) } };
   }
 
   #mount(token: string, timeoutMs: number): Promise<KvMount> {

@@ -3,13 +3,11 @@
 // the webhook program (`node webhook/main.ts`) runs on this machine with the TLS pair the chart made
 // and the env the chart's Deployment gives it, reached by the apiserver through `webhook.url`
 // (a value for tests only) instead of the Service — no kubelet or controllers run here.
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   Annotations,
@@ -20,6 +18,7 @@ import {
   SHIM_PATH,
 } from "../../common/contract.ts";
 import { VERSION } from "../../common/version.ts";
+import { etcdctl } from "../flow/cluster.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { kubeRequest } from "../infra/kube-api.ts";
 import { freePort } from "../infra/proc.ts";
@@ -38,8 +37,6 @@ import {
   statusMessage,
   valuesArgs,
 } from "./chart.ts";
-
-const execFileAsync = promisify(execFile);
 
 const suffix = randomBytes(3).toString("hex");
 const release = `proof-${suffix}`;
@@ -278,13 +275,6 @@ describe.skipIf(skipWithout("kube", "helm", "openbao", "registry"))("kustodia th
   });
 
   it("2. keeps only the reference in etcd: the pod's raw bytes, and nowhere the value", async () => {
-    const kube = service("kube");
-    const etcdctl = (args: string[]) =>
-      execFileAsync(kube.etcdctl, [`--endpoints=${kube.etcdEndpoint}`, ...args], {
-        env: { ...process.env, ETCDCTL_API: "3" },
-        encoding: "buffer",
-        maxBuffer: 512 * 1024 * 1024,
-      });
     const { stdout: podBytes } = await etcdctl(["get", `/registry/pods/${appNamespace}/app`, "--print-value-only"]);
     expect(podBytes.length).toBeGreaterThan(0);
     expect(podBytes.includes(Buffer.from(reference))).toBe(true);

@@ -1,17 +1,25 @@
 // OpenBao for the tests: the real `bao server -dev` (in-memory, unsealed) on loopback, configured over
 // its HTTP API with the mounts the tests use: KV v2 at `secret/`, KV v1 at `kv1/`, AppRole at
-// `approle/` and Kubernetes auth at `kubernetes/` (configured once the kube-apiserver is up).
+// `approle/`, Kubernetes auth at `kubernetes/` (configured once the kube-apiserver is up), PKI at
+// `pki/` (a root CA and a leaf role) and the database engine at `database/` (configured once the test
+// PostgreSQL is up).
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runInstallScript } from "./install.ts";
 import { freePort, startDaemon, stopDaemon, tcpOpen, waitUntil } from "./proc.ts";
-import type { InfraContext, KubeCoordinates, OpenBaoCoordinates, StartedService } from "./types.ts";
+import type { InfraContext, KubeCoordinates, OpenBaoCoordinates, OpenBaoPki, PostgresCoordinates, StartedService } from "./types.ts";
 
 const KV_V2_MOUNT = "secret";
 const KV_V1_MOUNT = "kv1";
 const APPROLE_MOUNT = "approle";
 const KUBERNETES_MOUNT = "kubernetes";
+const PKI_MOUNT = "pki";
+const PKI_ROLE = "kustodia-test";
+const PKI_DOMAINS = ["svc", "cluster.local", "kustodia.test"];
+const DATABASE_MOUNT = "database";
+const DATABASE_CONNECTION = "postgres";
+const DATABASE_ROLE = "kustodia-test";
 
 /** A call to the OpenBao HTTP API; throws with OpenBao's error messages on a non-2xx answer. */
 async function api(
@@ -76,6 +84,8 @@ export async function startOpenBao(ctx: InfraContext): Promise<StartedService<Op
     await api(addr, rootToken, "POST", `sys/auth/${APPROLE_MOUNT}`, { type: "approle" });
     await api(addr, rootToken, "POST", `sys/auth/${KUBERNETES_MOUNT}`, { type: "kubernetes" });
 
+    const pki = await configurePki(addr, rootToken);
+
     const sealStatus = (await api(addr, rootToken, "GET", "sys/seal-status")) as { version?: string };
     if (!sealStatus.version) throw new Error("OpenBao sys/seal-status has no version");
 
@@ -88,6 +98,7 @@ export async function startOpenBao(ctx: InfraContext): Promise<StartedService<Op
         kvV2Mount: KV_V2_MOUNT,
         kvV1Mount: KV_V1_MOUNT,
         approleMount: APPROLE_MOUNT,
+        pki,
       },
       daemons: [daemon],
     };
@@ -95,6 +106,64 @@ export async function startOpenBao(ctx: InfraContext): Promise<StartedService<Op
     await stopDaemon(daemon.pid);
     throw error;
   }
+}
+
+/**
+ * The PKI engine: a root CA generated inside OpenBao (EC P-256, 10 years) and a role issuing EC P-256
+ * leaf certificates for names under PKI_DOMAINS, localhost and IP SANs, TTL 1h by default, 24h at most.
+ * Tests make roles of their own (shorter TTLs) on the same mount.
+ */
+async function configurePki(addr: string, rootToken: string): Promise<OpenBaoPki> {
+  await api(addr, rootToken, "POST", `sys/mounts/${PKI_MOUNT}`, { type: "pki", config: { max_lease_ttl: "87600h" } });
+  const root = (await api(addr, rootToken, "POST", `${PKI_MOUNT}/root/generate/internal`, {
+    common_name: "kustodia test root CA",
+    key_type: "ec",
+    key_bits: 256,
+    ttl: "87600h",
+  })) as { data?: { certificate?: string } };
+  const caPem = root.data?.certificate;
+  if (!caPem?.startsWith("-----BEGIN CERTIFICATE-----"))
+    throw new Error(`OpenBao ${PKI_MOUNT}/root/generate/internal returned no certificate`);
+  await api(addr, rootToken, "POST", `${PKI_MOUNT}/roles/${PKI_ROLE}`, {
+    allowed_domains: PKI_DOMAINS,
+    allow_subdomains: true,
+    allow_localhost: true,
+    allow_ip_sans: true,
+    key_type: "ec",
+    key_bits: 256,
+    ttl: "1h",
+    max_ttl: "24h",
+  });
+  return { mount: PKI_MOUNT, role: PKI_ROLE, allowedDomains: PKI_DOMAINS, caPem };
+}
+
+/**
+ * The database engine against the test PostgreSQL: one connection (`database/config/postgres`, as the
+ * superuser, every role allowed) and a role creating a LOGIN role that may connect to the database.
+ * Revocation drops the role (the plugin's default). Tests make roles of their own (shorter TTLs).
+ */
+export async function configureDatabase(bao: OpenBaoCoordinates, postgres: PostgresCoordinates): Promise<OpenBaoCoordinates> {
+  await api(bao.addr, bao.rootToken, "POST", `sys/mounts/${DATABASE_MOUNT}`, { type: "database" });
+  await api(bao.addr, bao.rootToken, "POST", `${DATABASE_MOUNT}/config/${DATABASE_CONNECTION}`, {
+    plugin_name: "postgresql-database-plugin",
+    connection_url: `postgresql://{{username}}:{{password}}@${postgres.host}:${postgres.port}/${postgres.database}?sslmode=disable`,
+    username: postgres.superuser,
+    password: postgres.password,
+    allowed_roles: "*",
+    verify_connection: true,
+  });
+  await api(bao.addr, bao.rootToken, "POST", `${DATABASE_MOUNT}/roles/${DATABASE_ROLE}`, {
+    db_name: DATABASE_CONNECTION,
+    creation_statements: [databaseCreationStatement(postgres.database)],
+    default_ttl: "1h",
+    max_ttl: "24h",
+  });
+  return { ...bao, database: { mount: DATABASE_MOUNT, connection: DATABASE_CONNECTION, role: DATABASE_ROLE } };
+}
+
+/** The SQL that creates a role's login (OpenBao fills in name, password and expiration). */
+export function databaseCreationStatement(database: string): string {
+  return `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT CONNECT ON DATABASE "${database}" TO "{{name}}";`;
 }
 
 /**

@@ -36,13 +36,17 @@ export interface LeafCertificate {
   keyFile: string;
 }
 
-/** A certificate signed by `ca` for the given subject alternative names (`IP:127.0.0.1`, `DNS:localhost`). */
+/**
+ * A certificate signed by `ca` for the given subject alternative names (`IP:127.0.0.1`, `DNS:localhost`),
+ * valid for `days` from now (a negative number makes one that has already expired).
+ */
 export async function makeLeafCertificate(
   ca: CertificateAuthority,
   dir: string,
   name: string,
   subjectAltNames: string[],
   usage: "serverAuth" | "clientAuth" | "serverAuth,clientAuth" = "serverAuth",
+  days = 2,
 ): Promise<LeafCertificate> {
   const certFile = join(dir, `${name}.crt`);
   const keyFile = join(dir, `${name}.key`);
@@ -62,7 +66,7 @@ export async function makeLeafCertificate(
   await openssl(
     ["x509", "-req", "-in", csrFile, "-CA", ca.certFile, "-CAkey", ca.keyFile, "-CAcreateserial"].concat([
       "-days",
-      "2",
+      String(days),
       "-extfile",
       extFile,
       "-out",

@@ -8,6 +8,7 @@ export interface InfraCoordinates {
   registry?: RegistryCoordinates;
   kube?: KubeCoordinates;
   helm?: HelmCoordinates;
+  postgres?: PostgresCoordinates;
 }
 
 export type ServiceName = keyof InfraCoordinates;
@@ -25,6 +26,44 @@ export interface OpenBaoCoordinates {
   approleMount: string;
   /** Kubernetes auth mount, configured against the kube-apiserver (absent when kube is unavailable). */
   kubernetesAuthMount?: string;
+  /** PKI engine with a root CA and a role that issues leaf certificates. */
+  pki?: OpenBaoPki;
+  /** Database engine configured against the test PostgreSQL (absent when postgres is unavailable). */
+  database?: OpenBaoDatabase;
+}
+
+export interface OpenBaoPki {
+  /** Mount path, e.g. `pki`: certificates are issued at `<mount>/issue/<role>`. */
+  mount: string;
+  /** A role allowing names under `allowedDomains` (and their subdomains), EC P-256 keys, max TTL 24h. */
+  role: string;
+  allowedDomains: string[];
+  /** The root CA certificate (PEM). */
+  caPem: string;
+}
+
+export interface OpenBaoDatabase {
+  /** Mount path, e.g. `database`: credentials are issued at `<mount>/creds/<role>`. */
+  mount: string;
+  /** The connection (`<mount>/config/<name>`) to the test PostgreSQL; it allows every role. */
+  connection: string;
+  /** A role creating a LOGIN role with CONNECT on the database (default TTL 1h, max 24h). */
+  role: string;
+}
+
+export interface PostgresCoordinates {
+  /** 127.0.0.1 */
+  host: string;
+  port: number;
+  /** Superuser and its password — test setup only (OpenBao's database engine connects with them). */
+  superuser: string;
+  password: string;
+  database: string;
+  /** Debian's psql. */
+  psql: string;
+  /** /usr/lib/postgresql/<major>/bin */
+  binDir: string;
+  version: string;
 }
 
 export interface CustodiaCoordinates {
@@ -80,6 +119,8 @@ export interface HelmCoordinates {
 export interface StartedService<C> {
   coordinates: C;
   daemons: Daemon[];
+  /** Paths outside the run directory to remove when the infrastructure goes down. */
+  cleanup?: string[];
 }
 
 /** Context for starting services: a scratch directory for this run's data and logs. */
@@ -95,4 +136,6 @@ export interface InfraState {
   /** Services that could not be had, with the reason (install or start failure). */
   unavailable: Partial<Record<ServiceName, string>>;
   daemons: Daemon[];
+  /** Paths outside runDir removed by `down` (see StartedService.cleanup). */
+  cleanup?: string[];
 }

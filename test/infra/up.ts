@@ -8,11 +8,14 @@ import { fileURLToPath } from "node:url";
 import { isAlive, stopDaemon } from "./proc.ts";
 import type { InfraContext, InfraCoordinates, InfraState, ServiceName, StartedService } from "./types.ts";
 
-export const ALL_SERVICES: ServiceName[] = ["kube", "helm", "openbao", "custodia", "registry"];
+export const ALL_SERVICES: ServiceName[] = ["kube", "helm", "openbao", "custodia", "registry", "postgres"];
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-/** Where `npm run infra up` leaves its state so that test runs and `npm run infra down` find it. */
-export const STATE_FILE = join(repoRoot, ".infra", "state.json");
+/**
+ * Where `npm run infra up` leaves its state so that test runs and `npm run infra down` find it.
+ * KUSTODIA_INFRA_STATE points elsewhere, for a second infrastructure beside a running one.
+ */
+export const STATE_FILE = process.env.KUSTODIA_INFRA_STATE ?? join(repoRoot, ".infra", "state.json");
 
 export function cacheDir(): string {
   return process.env.KUSTODIA_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "kustodia");
@@ -37,6 +40,7 @@ const starters: Record<ServiceName, Starter> = {
   openbao: async (ctx) => (await import("./openbao.ts")).startOpenBao(ctx),
   custodia: async (ctx) => (await import("./custodia.ts")).startCustodia(ctx),
   registry: async (ctx) => (await import("./registry.ts")).startRegistry(ctx),
+  postgres: async (ctx) => (await import("./postgres.ts")).startPostgres(ctx),
 };
 
 export interface UpResult extends InfraState {
@@ -58,6 +62,7 @@ export async function up(): Promise<UpResult> {
       const started = await starters[name](ctx, state.coordinates);
       (state.coordinates as Record<string, unknown>)[name] = started.coordinates;
       state.daemons.push(...started.daemons);
+      if (started.cleanup) state.cleanup = [...(state.cleanup ?? []), ...started.cleanup];
     } catch (error) {
       state.unavailable[name] = error instanceof Error ? error.message : String(error);
       console.error(`[infra] ${name} unavailable: ${state.unavailable[name]}`);
@@ -76,6 +81,14 @@ export async function up(): Promise<UpResult> {
       delete state.coordinates.openbao;
     }
   }
+  if (state.coordinates.openbao && state.coordinates.postgres) {
+    const { configureDatabase } = await import("./openbao.ts");
+    try {
+      state.coordinates.openbao = await configureDatabase(state.coordinates.openbao, state.coordinates.postgres);
+    } catch (error) {
+      state.unavailable.postgres = `OpenBao's database engine could not be configured against it: ${(error as Error).message}`;
+    }
+  }
   state.timingsMs.total = Date.now() - began;
   writeFileSync(join(runDir, "state.json"), JSON.stringify(state, null, 2));
   return state;
@@ -83,6 +96,7 @@ export async function up(): Promise<UpResult> {
 
 export async function down(state: InfraState, { keepRunDir = false } = {}): Promise<void> {
   await Promise.all(state.daemons.map((daemon) => stopDaemon(daemon.pid)));
+  for (const path of state.cleanup ?? []) rmSync(path, { recursive: true, force: true });
   if (!keepRunDir && process.env.KUSTODIA_INFRA_KEEP !== "1") rmSync(state.runDir, { recursive: true, force: true });
 }
 

@@ -1,7 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { service, skipWithout } from "../infra/coords.ts";
 import { startTlsCustodia, type TlsCustodia } from "./custodia-tls.ts";
-import { bao, baseEnv, custodiaPut, readPolicy, runShim, shimLines, suffix, tempDir, tokenFile, vaultTokenEnv } from "./harness.ts";
+import {
+  bao,
+  baseEnv,
+  custodiaPut,
+  readPolicy,
+  runShim,
+  shimLines,
+  suffix,
+  tempDir,
+  tokenFile,
+  vaultTokenEnv,
+  withoutAudit,
+} from "./harness.ts";
 
 const printValue = ["sh", "-c", 'printf "%s" "$VALUE"'];
 
@@ -18,7 +30,7 @@ describe.skipIf(skipWithout("custodia"))("custodia references", () => {
 
   it("reads a key over the unix socket (http+unix:///path)", async () => {
     const run = await runShim({ ...env, SECRET_VALUE: `app-${id}/password` }, printValue);
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).toBe(`custodia-${id}\nline two`);
   });
@@ -26,7 +38,7 @@ describe.skipIf(skipWithout("custodia"))("custodia references", () => {
   it("accepts Custodia's own URL form with the socket path encoded as the host", async () => {
     const url = `http+unix://${encodeURIComponent(service("custodia").socket)}`;
     const run = await runShim({ ...env, KUSTODIA_CUSTODIA_URL: url, SECRET_VALUE: `app-${id}/password` }, printValue);
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.stdout).toBe(`custodia-${id}\nline two`);
   });
 
@@ -61,7 +73,7 @@ describe.skipIf(skipWithout("custodia"))("custodia references", () => {
       },
       ["sh", "-c", 'printf "%s|%s" "$A" "$B"'],
     );
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.stdout).toBe(`from-vault|custodia-${id}\nline two`);
   });
 
@@ -88,7 +100,7 @@ describe.skipIf(skipWithout("custodia"))("custodia references", () => {
 
     it("reads a key, authenticated by the client certificate", async () => {
       const run = await runShim(httpsEnv, printValue);
-      expect(run.stderr).toBe("");
+      expect(withoutAudit(run.stderr)).toBe("");
       expect(run.stdout).toBe(`tls-${id}`);
     });
 

@@ -4,7 +4,19 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { service, skipWithout } from "../infra/coords.ts";
 import { freePort } from "../infra/proc.ts";
-import { bao, baseEnv, readPolicy, runShim, shimLines, startShim, suffix, tempDir, tokenFile, vaultTokenEnv } from "./harness.ts";
+import {
+  bao,
+  baseEnv,
+  readPolicy,
+  runShim,
+  shimLines,
+  startShim,
+  suffix,
+  tempDir,
+  tokenFile,
+  vaultTokenEnv,
+  withoutAudit,
+} from "./harness.ts";
 
 // Fail closed (DESIGN §5, §6.4): the app never starts with an unresolved reference. 78 for what a
 // retry cannot fix, 69 when the backend stays unreachable until KUSTODIA_TIMEOUT, one stderr line per
@@ -177,7 +189,7 @@ describe.skipIf(skipWithout("openbao"))("exit codes and problem lines", () => {
         "myapp",
         "arg",
       ]);
-      expect(run.stderr).toBe("");
+      expect(withoutAudit(run.stderr)).toBe("");
       expect(run.stdout).toBe("myapp arg [right]\n");
     });
 

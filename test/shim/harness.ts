@@ -190,3 +190,24 @@ export async function custodiaPut(container: string, key: string, value: string)
   const stored = await custodia("PUT", `/secrets/${container}/${key}`, { type: "simple", value });
   if (stored.status !== 201) throw new Error(`Custodia PUT /secrets/${container}/${key}: ${stored.status} ${stored.text}`);
 }
+
+/** The audit records (docs/audit.md) among the shim's stderr lines, parsed. */
+export function auditRecords(stderr: string): Record<string, unknown>[] {
+  return stderr
+    .split("\n")
+    .filter((line) => line.startsWith('{"record":"kustodia.audit"'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** The `secrets` entries of an audit record (empty when there is none). */
+export function auditSecrets<T = Record<string, unknown>>(record: Record<string, unknown> | undefined): T[] {
+  return (record?.secrets ?? []) as T[];
+}
+
+/** stderr without the audit records: what the shim logged, and what the app wrote. */
+export function withoutAudit(stderr: string): string {
+  return stderr
+    .split(/(?<=\n)/)
+    .filter((line) => !line.startsWith('{"record":"kustodia.audit"'))
+    .join("");
+}

@@ -29,7 +29,7 @@ import { DEFAULT_RUNTIME_DIR, ensureDebianPackages, RUNTIME_BUILD_PACKAGES, runt
 import { parseManifest, RuntimeFile, type RuntimeManifest } from "../../shim/runtime/layout.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { firstStage, replayCopyLines } from "../infra/dockerfile.ts";
-import { bao, readPolicy, repoRoot, suffix, tokenFile } from "./harness.ts";
+import { auditRecords, bao, readPolicy, repoRoot, suffix, tokenFile, withoutAudit } from "./harness.ts";
 
 const inCI = process.env.CI === "true" || process.env.CI === "1";
 const isRoot = process.getuid?.() === 0;
@@ -264,15 +264,16 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
       "sh",
       ...args,
     ]);
-    // Nothing from a loader or Node; the shim's one warning is for the KUSTODIA_* var it strips.
+    // Nothing from a loader or Node; the shim's one warning is for the KUSTODIA_* var it strips, then its audit record.
     const stripped = [expect.stringMatching(/^kustodia-shim.*unknown setting KUSTODIA_RUNTIME_ENV_X\b/)];
-    expect(run.stderr.trim().split("\n")).toEqual(stripped);
+    expect(withoutAudit(run.stderr).trim().split("\n")).toEqual(stripped);
+    expect(auditRecords(run.stderr)).toEqual([expect.objectContaining({ event: "start", outcome: "ok", secrets: [] })]);
     expect(run.code).toBe(0);
     expect(run.stdout).toBe([`pid=${run.pid}`, ...args.map((arg) => `arg=[${arg}]`), ""].join("\n"));
 
     // The app's env, listed by env itself (a shell would add and reorder): byte for byte, in order.
     const listed = await runInRoot(root, mounts, [...shim, "/bin/env"]);
-    expect(listed.stderr.trim().split("\n")).toEqual(stripped);
+    expect(withoutAudit(listed.stderr).trim().split("\n")).toEqual(stripped);
     expect(listed.stdout).toBe(["PATH=/bin", ...appSettings.filter((setting) => !setting.startsWith("KUSTODIA_")), ""].join("\n"));
   });
 
@@ -307,7 +308,7 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
         env,
       },
     );
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).toBe(`pid=${run.pid}\nDB_PASSWORD=[${value}]\nSECRET_DB_PASSWORD=[<unset>]\nKUSTODIA_VAULT_TOKEN_FILE=[<unset>]\n`);
     console.log(`[runtime test] chroot + shim + OpenBao read + exec: ${run.ms} ms`);
@@ -327,7 +328,7 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
     const install = () => runInRoot(image, volume, [SHIM_IN_IMAGE, "install", INSTALL_MOUNT_PATH], { user: "65532:65532", proc: true });
 
     const first = await install();
-    expect(first.stderr).toBe("");
+    expect(withoutAudit(first.stderr)).toBe("");
     expect(first.code).toBe(0);
     const installed = walk(emptyDir).sort();
     expect(installed).toEqual(walk(runtimeDir).sort());
@@ -344,7 +345,7 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
 
     const inode = statSync(join(emptyDir, RuntimeFile.node)).ino;
     const again = await install();
-    expect(again.stderr).toBe("");
+    expect(withoutAudit(again.stderr)).toBe("");
     expect(again.code).toBe(0);
     expect(statSync(join(emptyDir, RuntimeFile.node)).ino).toBe(inode);
 
@@ -357,7 +358,7 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
     const app = busyboxRoot();
     const appMounts = materialize(app, [{ source: emptyDir, target: MOUNT_PATH, readOnly: true }]);
     const run = await runInRoot(app, appMounts, [SHIM_PATH, "--", "/bin/sh", "-c", 'echo "uid=$(id -u) pid=$$"'], { user: "1000:1000" });
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.stdout).toBe(`uid=1000 pid=${run.pid}\n`);
   });
 
@@ -386,7 +387,7 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
         env,
       },
     );
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.stdout).toBe(`pid=${run.pid}\nLD_LIBRARY_PATH=[/usr/lib/${hostLibs}]\n1\n`);
   });
 });

@@ -3,7 +3,19 @@ import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import { beforeAll, describe, expect, it } from "vitest";
 import { service, skipWithout } from "../infra/coords.ts";
-import { bao, baseEnv, readPolicy, runShim, serviceAccountToken, shimLines, suffix, tempDir, tokenFile, writeFile } from "./harness.ts";
+import {
+  bao,
+  baseEnv,
+  readPolicy,
+  runShim,
+  serviceAccountToken,
+  shimLines,
+  suffix,
+  tempDir,
+  tokenFile,
+  withoutAudit,
+  writeFile,
+} from "./harness.ts";
 
 /** The apiserver's ServiceAccount signing keys (the JWKS endpoint answers only `Accept: application/jwk-set+json`). */
 function serviceAccountJwks(): Promise<{ keys: webcrypto.JsonWebKey[] }> {
@@ -57,7 +69,7 @@ describe.skipIf(skipWithout("openbao", "kube"))("vault auth with the pod's ident
       SECRET_PASSWORD: `auth-${id}/db/password`,
     };
     const run = await runShim(env, printPassword);
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).toBe(`pw-${id}`);
 
@@ -117,7 +129,7 @@ describe.skipIf(skipWithout("openbao", "kube"))("vault auth with the pod's ident
       },
       printPassword,
     );
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.stdout).toBe(`pw-${id}`);
   });
 
@@ -135,7 +147,7 @@ describe.skipIf(skipWithout("openbao", "kube"))("vault auth with the pod's ident
       SECRET_PASSWORD: `auth-${id}/db/password`,
     };
     const run = await runShim(env, printPassword);
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.stdout).toBe(`pw-${id}`);
 
     const wrong = await runShim(
@@ -156,7 +168,7 @@ describe.skipIf(skipWithout("openbao", "kube"))("vault auth with the pod's ident
       SECRET_PASSWORD: `auth-${id}/db/password`,
     };
     const run = await runShim({ ...env, KUSTODIA_VAULT_TOKEN_FILE: file }, printPassword);
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.stdout).toBe(`pw-${id}`);
 
     const fromEnv = await runShim({ ...env, VAULT_TOKEN: service("openbao").rootToken }, printPassword);
@@ -200,7 +212,7 @@ describe.skipIf(skipWithout("openbao", "kube"))("vault auth with the pod's ident
       SECRET_PASSWORD: "app/db/password",
     };
     const run = await runShim({ ...env, KUSTODIA_VAULT_NAMESPACE: ns }, printPassword);
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.stdout).toBe(`ns-${id}`);
 
     const outside = await runShim(env, printPassword);

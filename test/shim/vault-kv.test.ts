@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { service, skipWithout } from "../infra/coords.ts";
-import { bao, baseEnv, readPolicy, runShim, shimLines, suffix, tempDir, tokenFile, vaultTokenEnv } from "./harness.ts";
+import { bao, baseEnv, readPolicy, runShim, shimLines, suffix, tempDir, tokenFile, vaultTokenEnv, withoutAudit } from "./harness.ts";
 
 // KV reads against the real OpenBao: v2 (`secret/`) and v1 (`kv1/`) mounts detected per mount, fields,
 // versions, values that are not strings. The shim's credential is a token limited by a read policy.
@@ -28,7 +28,7 @@ describe.skipIf(skipWithout("openbao"))("vault KV references", () => {
       { ...env, SECRET_DB_USER: `kv-${id}/db/user`, SECRET_DB_PASSWORD: `kv-${id}/db#password` },
       printEnv("DB_USER", "DB_PASSWORD"),
     );
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).toBe("DB_USER=app\nDB_PASSWORD=v2-pass=word\n");
   });
@@ -76,7 +76,7 @@ describe.skipIf(skipWithout("openbao"))("vault KV references", () => {
 
   it("reads below a KV mount when KUSTODIA_VAULT_KV_MOUNT names a path inside it", async () => {
     const run = await runShim({ ...env, KUSTODIA_VAULT_KV_MOUNT: `secret/team-${id}`, SECRET_T: "app#token" }, printEnv("T"));
-    expect(run.stderr).toBe("");
+    expect(withoutAudit(run.stderr)).toBe("");
     expect(run.stdout).toBe("T=under-a-prefix\n");
   });
 

@@ -1,22 +1,13 @@
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { service, skipWithout } from "../infra/coords.ts";
+import { skipWithout } from "../infra/coords.ts";
+import { entrypointCmdImage, kustodia } from "./cli-harness.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "kustodia-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function kustodia(args: string[], input?: string, env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, ["webhook/cli.ts", ...args], {
-    input,
-    encoding: "utf8",
-    timeout: 30_000,
-    env: { PATH: process.env.PATH, KUSTODIA_SHIM_IMAGE: "example/shim:1", ...env },
-  });
-}
 
 const pod = `apiVersion: v1
 kind: Pod
@@ -121,11 +112,9 @@ data: {a: b}
 
 describe.skipIf(skipWithout("registry"))("kustodia mutate with the registry", () => {
   it("looks up the image ENTRYPOINT/CMD like the webhook", () => {
-    const registry = service("registry");
-    const image = registry.images.entrypointCmd;
-    if (!image) throw new Error("no entrypointCmd image");
+    const { image, env } = entrypointCmdImage();
     const noCommand = pod.replace('      command: ["/app/server"]\n', "").replace("example/app:1", image.reference);
-    const result = kustodia(["mutate", "-f", "-"], noCommand, { KUSTODIA_REGISTRY_PLAIN_HTTP: registry.plain.host });
+    const result = kustodia(["mutate", "-f", "-"], noCommand, env);
     expect(result.stderr).not.toMatch(/Denied|invalid/);
     expect(result.status).toBe(0);
     const [out] = parseAllDocuments(result.stdout).map((d) => d.toJS());
