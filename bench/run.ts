@@ -1,0 +1,178 @@
+// `npm run bench`: builds the peers (bench/install-peers.sh) and kustodia (`npm run build`), brings
+// the test services up once, runs bench/webhook.ts and bench/shim.ts against them, and writes
+// bench/RESULTS.md: machine, date, versions, the command behind each table, the targets of issue 6
+// as ratios kustodia/peer. Everything below the "kept" marker in RESULTS.md (the record of what each
+// optimization bought) is carried over as it is.
+//
+//   npm run bench                       # the full run (~20 min)
+//   npm run bench -- --quick --no-peers # a smoke run of every table, kustodia only
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { parseArgs } from "node:util";
+import packageJson from "../package.json" with { type: "json" };
+import { ensureBuilt, REPO } from "./lib/build.ts";
+import { acquireInfra } from "./lib/infra.ts";
+import { installPeers, PEER_VERSIONS, peerBinary } from "./lib/peers.ts";
+import { loadAverage, machine } from "./lib/proc.ts";
+import { fixed, ratio, table } from "./lib/stats.ts";
+
+export const KEPT_MARKER = "<!-- kept by npm run bench: everything below is written by hand -->";
+
+const { values: options } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    "no-peers": { type: "boolean", default: false },
+    out: { type: "string", default: join(REPO, "bench/RESULTS.md") },
+    webhook: { type: "string", default: "" },
+    shim: { type: "string", default: "--node-floor" },
+  },
+});
+
+interface Section {
+  command: string;
+  markdown: string;
+  summary: Record<string, number>;
+}
+
+function runScript(script: string, extra: string[], env: NodeJS.ProcessEnv, work: string): Section {
+  const summaryFile = join(work, `${script}.summary.json`);
+  const args = [
+    ...extra,
+    ...(options.quick ? ["--quick"] : []),
+    ...(options["no-peers"] ? ["--no-peers"] : []),
+    "--no-build",
+    "--summary",
+    summaryFile,
+  ];
+  const shown = ["node", `bench/${script}.ts`, ...args.filter((arg, index) => arg !== "--summary" && args[index - 1] !== "--summary")];
+  console.error(`[bench] ${shown.join(" ")}`);
+  const run = spawnSync(process.execPath, [join(REPO, "bench", `${script}.ts`), ...args], {
+    cwd: REPO,
+    env,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (run.status !== 0) throw new Error(`bench/${script}.ts failed (exit ${run.status})`);
+  const summary = existsSync(summaryFile) ? (JSON.parse(readFileSync(summaryFile, "utf8")) as Record<string, number>) : {};
+  return { command: shown.join(" "), markdown: run.stdout.trim(), summary };
+}
+
+function targets(webhook: Record<string, number>, shim: Record<string, number>): string {
+  const verdict = (value: number, limit: number, atMost: boolean) =>
+    Number.isFinite(value) ? ((atMost ? value <= limit : value >= limit) ? "met" : "**not met**") : "not measured";
+  const p99 = (webhook.p99Ms16 ?? Number.NaN) / (webhook.peerP99Ms16 ?? Number.NaN);
+  const rps = (webhook.rps16 ?? Number.NaN) / (webhook.peerRps16 ?? Number.NaN);
+  const idle = (shim.overhead0 ?? Number.NaN) / (shim.peerOverhead0 ?? Number.NaN);
+  const slow = (shim.overhead10Slow ?? Number.NaN) / (shim.peerOverhead10Slow ?? Number.NaN);
+  const gzip = shim.runtimeGzipMiB ?? Number.NaN;
+  return table(
+    ["target (issue 6)", "measured", "verdict"],
+    [
+      [
+        "webhook p99 at concurrency 16 ≤ 1.0× Bank-Vaults'",
+        ratio(webhook.p99Ms16 ?? Number.NaN, webhook.peerP99Ms16 ?? Number.NaN),
+        verdict(p99, 1, true),
+      ],
+      [
+        "webhook throughput at concurrency 16 ≥ 1.0× Bank-Vaults'",
+        ratio(webhook.rps16 ?? Number.NaN, webhook.peerRps16 ?? Number.NaN),
+        verdict(rps, 1, false),
+      ],
+      [
+        "shim overhead, 0 secrets ≤ 1.5× vault-env",
+        ratio(shim.overhead0 ?? Number.NaN, shim.peerOverhead0 ?? Number.NaN),
+        verdict(idle, 1.5, true),
+      ],
+      [
+        "shim overhead, 10 secrets, 5 ms added latency ≤ 1.0× vault-env",
+        ratio(shim.overhead10Slow ?? Number.NaN, shim.peerOverhead10Slow ?? Number.NaN),
+        verdict(slow, 1, true),
+      ],
+      ["shim runtime ≤ 45 MB gzipped", `${fixed(gzip)} MiB`, verdict(gzip, 45, true)],
+    ],
+  );
+}
+
+function kept(file: string): string {
+  if (!existsSync(file)) return `${KEPT_MARKER}\n`;
+  const text = readFileSync(file, "utf8");
+  const at = text.indexOf(KEPT_MARKER);
+  return at >= 0 ? text.slice(at) : `${KEPT_MARKER}\n`;
+}
+
+async function main(): Promise<void> {
+  const began = new Date();
+  if (!options["no-peers"]) installPeers();
+  ensureBuilt();
+  const infra = await acquireInfra(["kube", "openbao", "registry"]);
+  const work = mkdtempSync(join(tmpdir(), "kustodia-bench-"));
+  const stateFile = join(work, "infra.json");
+  writeFileSync(stateFile, JSON.stringify({ coordinates: infra.coordinates }));
+  const env = { ...process.env, KUSTODIA_BENCH_INFRA: stateFile };
+  const loadBefore = loadAverage();
+  let webhook: Section;
+  let shim: Section;
+  try {
+    webhook = runScript("webhook", options.webhook.split(" ").filter(Boolean), env, work);
+    shim = runScript("shim", options.shim.split(" ").filter(Boolean), env, work);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    await infra.release();
+  }
+  const host = machine();
+  const { coordinates } = infra;
+  const peers = (["vault-secrets-webhook", "vault-env"] as const)
+    .map((name) => `${name} ${PEER_VERSIONS[name]}${peerBinary(name) ? "" : " (not built)"}`)
+    .join(", ");
+  const text = [
+    "# kustodia vs Bank-Vaults: benchmark results",
+    "",
+    `Written by \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\` (bench/run.ts) on ${began.toISOString()}; do not edit above the "kept" marker.`,
+    "",
+    "## Machine and versions",
+    "",
+    table(
+      ["", ""],
+      [
+        ["CPU", `${host.cpuModel}, ${host.cores} cores available`],
+        ["memory, kernel", `${host.memoryGiB} GiB, Linux ${host.kernel}`],
+        [
+          "load average (1 min) before / after",
+          `${loadBefore} / ${loadAverage()} (the machine is shared: ratios come from interleaved runs)`,
+        ],
+        ["kustodia", `${packageJson.version} on Node ${process.versions.node} (webhook: dist/webhook/main.js; shim: dist/shim-runtime)`],
+        ["Bank-Vaults", `${peers} (bench/install-peers.sh: go build, CGO off, -trimpath -ldflags "-s -w")`],
+        [
+          "services (test/infra)",
+          `OpenBao ${coordinates.openbao?.version ?? "–"}, kube-apiserver ${coordinates.kube?.version ?? "–"}, ${coordinates.registry?.version ?? "registry –"}`,
+        ],
+        ["load generator", "wrk 4 (Debian), keep-alive HTTPS, its own process"],
+      ],
+    ),
+    "",
+    "## Targets",
+    "",
+    targets(webhook.summary, shim.summary),
+    "",
+    "## Webhook",
+    "",
+    `Command: \`${webhook.command}\``,
+    "",
+    webhook.markdown,
+    "",
+    "## Shim",
+    "",
+    `Command: \`${shim.command}\``,
+    "",
+    shim.markdown,
+    "",
+    kept(options.out),
+  ].join("\n");
+  writeFileSync(options.out, text);
+  console.error(`[bench] wrote ${relative(REPO, options.out)}`);
+}
+
+await main();
