@@ -83,6 +83,8 @@ export const POD_IDENTITY_FIELDS = {
 export const VOLUME_NAME = "kustodia";
 export const MOUNT_PATH = "/kustodia";
 export const SHIM_PATH = "/kustodia/kustodia-shim";
+/** Static tini in the runtime: PID 1 in front of the shim in rotation mode, where the shim stays resident (zombie reaping). */
+export const TINI_PATH = "/kustodia/tini";
 export const INSTALL_CONTAINER_NAME = "kustodia-install";
 /** Where the shim image keeps its runtime (a `/kustodia` → `/` symlink makes both paths work). */
 export const SHIM_IN_IMAGE = "/kustodia/kustodia-shim";

@@ -480,3 +480,17 @@ describe("mutatePod: corpus findings", () => {
     expect((custodia.pod.spec as { volumes: JsonObject[] }).volumes.map((v) => v.name)).toEqual(["kustodia"]);
   });
 });
+
+describe("mutatePod: rotation mode", () => {
+  it.each(["restart", "signal"])("puts tini as PID 1 in front of the resident shim (rotation %s)", (mode) => {
+    const input = pod({ containers: [app({ command: ["/a"], args: ["x"] })] }, { [Annotations.inject]: "true", [Annotations.rotation]: mode });
+    const c = container(mutated(input).pod, "app");
+    expect(c.command).toEqual(["/kustodia/tini", "--", SHIM_PATH, "--", "/a"]);
+    expect(c.args).toEqual(["x"]);
+  });
+
+  it("runs the shim directly when it execs the app (rotation none)", () => {
+    const input = pod({ containers: [app({ command: ["/a"] })] }, { [Annotations.inject]: "true", [Annotations.rotation]: "none" });
+    expect(container(mutated(input).pod, "app").command).toEqual([SHIM_PATH, "--", "/a"]);
+  });
+});

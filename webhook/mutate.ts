@@ -10,6 +10,7 @@ import {
   SHIM_IN_IMAGE,
   SHIM_PATH,
   SHIM_TOKEN_DIR,
+  TINI_PATH,
   ShimEnv,
   VOLUME_NAME,
 } from "../common/contract.ts";
@@ -195,6 +196,17 @@ export function imagesNeeded(pod: JsonObject, settings: MutationSettings): Image
     .map(({ container }) => ({ container: container.name, image: container.image as string, ...(architecture ? { architecture } : {}) }));
 }
 
+/**
+ * `["/kustodia/kustodia-shim", "--"]`; in rotation mode (the shim stays resident as the app's
+ * parent) behind tini as PID 1, which reaps the zombies an app's orphans leave: Node reaps only its
+ * own children.
+ */
+function shimPrefix(pod: JsonObject): string[] {
+  const rotation = annotations(pod)[Annotations.rotation];
+  const resident = rotation === "restart" || rotation === "signal";
+  return resident ? [TINI_PATH, "--", SHIM_PATH, "--"] : [SHIM_PATH, "--"];
+}
+
 type CommandResult = { command: string[]; args?: string[] } | { error: string };
 
 /**
@@ -204,7 +216,7 @@ type CommandResult = { command: string[]; args?: string[] } | { error: string };
 function shimCommand(pod: JsonObject, container: RawContainer, images: ReadonlyMap<string, ImageLookupResult>): CommandResult {
   const command = stringListAt(container, "command");
   const args = stringListAt(container, "args");
-  const prefix = [SHIM_PATH, "--"];
+  const prefix = shimPrefix(pod);
   if (command) return { command: [...prefix, ...command], ...(args ? { args } : {}) };
 
   const annotated = entrypointAnnotation(pod, container.name);

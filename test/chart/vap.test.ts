@@ -102,6 +102,20 @@ describe.skipIf(skipWithout("kube", "helm"))("the ValidatingAdmissionPolicy back
 
   const rows: { name: string; make: () => KubeObject; allowed: boolean; message?: string }[] = [
     { name: "the webhook's own mutation", make: () => mutated(pod("mutated", optedIn)), allowed: true },
+    {
+      name: "the webhook's rotation-mode mutation (tini in front of the shim)",
+      make: () => mutated(pod("rotating", { ...optedIn, [Annotations.rotation]: "restart" })),
+      allowed: true,
+    },
+    {
+      name: "tini in front of something else than the shim",
+      make: () =>
+        edit(mutated(pod("tini-only", { ...optedIn, [Annotations.rotation]: "restart" })), (copy) => {
+          copy.spec.containers[0].command = ["/kustodia/tini", "--", "/app/server"];
+        }),
+      allowed: false,
+      message: `container(s) app ${NOT_SHIMMED}`,
+    },
     { name: "an opted-in pod the webhook never saw", make: () => pod("unseen", optedIn), allowed: false, message: NOT_PROCESSED },
     {
       name: "an opt-in written in capitals the webhook never saw",

@@ -503,7 +503,10 @@ function expectShimmed(original: Container, mutated: Container, pod: Pod, volume
   const after = whatKubernetesRuns(mutated, () => {
     throw new Error(`${where}: the webhook left command unset, so Kubernetes would still read the image`);
   });
-  expect(after, `${where}: what Kubernetes runs after the mutation`).toStrictEqual([SHIM, "--", ...before]);
+  // In rotation mode the shim stays resident, behind tini as PID 1.
+  const rotation = pod.metadata.annotations?.["kustodia.io/rotation"];
+  const prefix = rotation === "restart" || rotation === "signal" ? ["/kustodia/tini", "--", SHIM, "--"] : [SHIM, "--"];
+  expect(after, `${where}: what Kubernetes runs after the mutation`).toStrictEqual([...prefix, ...before]);
 
   const env = original.env ?? [];
   expect(mutated.env?.slice(0, env.length), `${where}: its own env, unchanged and first`).toStrictEqual(env);
