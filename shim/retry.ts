@@ -28,7 +28,12 @@ export interface RetryPolicy {
   minAttemptMs?: number;
 }
 
-export const DEFAULT_RETRY: Omit<RetryPolicy, "deadline"> = { initialDelayMs: 50, maxDelayMs: 2000, maxAttemptMs: 10_000, minAttemptMs: 100 };
+export const DEFAULT_RETRY: Omit<RetryPolicy, "deadline"> = {
+  initialDelayMs: 50,
+  maxDelayMs: 2000,
+  maxAttemptMs: 10_000,
+  minAttemptMs: 100,
+};
 
 /** Delay before retry number `retry` (0-based): exponential, capped, with "equal jitter" (half fixed, half random). */
 export function backoffDelay(retry: number, policy: Omit<RetryPolicy, "deadline">, random: number): number {

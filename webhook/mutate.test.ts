@@ -483,7 +483,10 @@ describe("mutatePod: corpus findings", () => {
 
 describe("mutatePod: rotation mode", () => {
   it.each(["restart", "signal"])("puts tini as PID 1 in front of the resident shim (rotation %s)", (mode) => {
-    const input = pod({ containers: [app({ command: ["/a"], args: ["x"] })] }, { [Annotations.inject]: "true", [Annotations.rotation]: mode });
+    const input = pod(
+      { containers: [app({ command: ["/a"], args: ["x"] })] },
+      { [Annotations.inject]: "true", [Annotations.rotation]: mode },
+    );
     const c = container(mutated(input).pod, "app");
     expect(c.command).toEqual(["/kustodia/tini", "--", SHIM_PATH, "--", "/a"]);
     expect(c.args).toEqual(["x"]);

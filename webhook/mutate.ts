@@ -10,8 +10,8 @@ import {
   SHIM_IN_IMAGE,
   SHIM_PATH,
   SHIM_TOKEN_DIR,
-  TINI_PATH,
   ShimEnv,
+  TINI_PATH,
   VOLUME_NAME,
 } from "../common/contract.ts";
 import { ISSUE_PREFIX, isValidEnvName, parseReference, splitList, targetName } from "../common/reference.ts";
