@@ -149,9 +149,20 @@ async function nodeFloor(): Promise<string> {
   const bundle = join(dir, "floor.mjs");
   writeFileSync(
     bundle,
-    'const args = process.argv.slice(2);\nif (args[0] === "--") args.shift();\nprocess.execve(args[0], args, process.env);\n',
+    [
+      "const args = process.argv.slice(2);",
+      'if (args[0] === "--version") process.exit(0); // build-runtime\'s smoke test',
+      'if (args[0] === "--") args.shift();',
+      "process.execve(args[0], args, process.env);",
+      "",
+    ].join("\n"),
   );
-  await buildRuntime({ shimBundle: bundle, outDir: join(dir, "runtime"), log: (line) => console.error(`[bench] node floor: ${line}`) });
+  try {
+    await buildRuntime({ shimBundle: bundle, outDir: join(dir, "runtime"), log: (line) => console.error(`[bench] node floor: ${line}`) });
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   return join(dir, "runtime");
 }
 
@@ -163,13 +174,9 @@ async function main(): Promise<void> {
   if (!vaultEnvBinary && !options["no-peers"])
     console.error("[bench] vault-env is not built (bench/install-peers.sh): timing kustodia only");
 
-  const infra = await acquireInfra(["openbao"]);
-  const openbao = infra.coordinates.openbao as OpenBaoCoordinates | undefined;
-  if (!openbao) throw new Error("OpenBao is unavailable");
-  const timer = execTimer();
-  const secrets = await createSecrets(openbao, Math.max(...COUNTS));
-  const root = makeRoot(timer, secrets.token, vaultEnvBinary);
   const floorRuntime = options["node-floor"] && !options.quick ? await nodeFloor() : undefined;
+  const infra = await acquireInfra(["openbao"]);
+  const timer = execTimer();
   const contenders: Contender[] = [
     direct,
     kustodia("kustodia", runtime),
@@ -183,7 +190,13 @@ async function main(): Promise<void> {
   const proxies: ChildProcess[] = [];
   const results = new Map<string, TimedStart[]>();
   const key = (latency: number, count: number, name: string) => `${latency}/${count}/${name}`;
+  let root: string | undefined;
+  const openbao = infra.coordinates.openbao as OpenBaoCoordinates | undefined;
   try {
+    if (!openbao) throw new Error("OpenBao is unavailable");
+    const secrets = await createSecrets(openbao, Math.max(...COUNTS));
+    const chroot = makeRoot(timer, secrets.token, vaultEnvBinary);
+    root = chroot;
     for (const latency of LATENCIES) {
       let addr = openbao.addr;
       if (latency > 0) {
@@ -195,7 +208,7 @@ async function main(): Promise<void> {
         const run = (contender: Contender) =>
           timedStart({
             timer,
-            root,
+            root: chroot,
             binds: [...contender.binds, "/proc:/proc", "/sys:/sys"],
             argv: contender.argv,
             env: contender.env(secrets, count, addr),
@@ -212,7 +225,7 @@ async function main(): Promise<void> {
     }
   } finally {
     for (const proxy of proxies) proxy.stdin?.end();
-    rmSync(root, { recursive: true, force: true });
+    if (root) rmSync(root, { recursive: true, force: true });
     if (floorRuntime) rmSync(dirname(floorRuntime), { recursive: true, force: true });
     await infra.release();
   }

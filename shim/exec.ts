@@ -3,9 +3,11 @@
 // empty entry is the current directory), skipping entries that do not exist, directories and files
 // that are not executable. Failures end like a shell's: 127 not found, 126 found but not executable,
 // and are found before any backend is contacted.
+
 import { accessSync, constants, statSync } from "node:fs";
 import { join } from "node:path";
 import { ShimError } from "./errors.ts";
+import { closeDescriptorsOpenedSinceStart } from "./fds.ts";
 
 /** glibc's execvp default when PATH is unset. */
 export const DEFAULT_PATH = "/bin:/usr/bin";
@@ -77,6 +79,7 @@ export function execApp(command: AppCommand, env: Record<string, string>): never
   if (!execve)
     throw new ShimError("KUS_EXEC_NOT_EXECUTABLE", `this Node.js (${process.version}) has no process.execve (needs 22.15 or later)`);
   restoreDefaultSignals();
+  closeDescriptorsOpenedSinceStart();
   try {
     execve(command.file, command.argv, env);
   } catch (error) {

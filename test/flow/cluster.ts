@@ -104,7 +104,8 @@ export function kubeletEnv(container: StoredContainer, base: Record<string, stri
 
 /**
  * Starts a stored pod's injected container as a kubelet would, with two stand-ins (no kubelet or
- * images run here): `/kustodia/kustodia-shim` is `<the pinned node> shim/main.ts`, and the pod's
+ * images run here): `/kustodia/kustodia-shim` is `<the pinned node> shim/main.ts` (and a rotation-mode
+ * `/kustodia/tini --` in front is dropped), and the pod's
  * ServiceAccount token is a file named by KUSTODIA_SA_TOKEN_FILE instead of the kubelet's mount.
  */
 export async function startInjected(
@@ -113,12 +114,15 @@ export async function startInjected(
   options: { dir: string; base: Record<string, string>; cwd: string },
 ): Promise<RunningShim> {
   const container = containerOf(pod, containerName);
-  if (container.command[0] !== SHIM_PATH || container.command[1] !== "--")
+  // Rotation mode puts /kustodia/tini (PID 1, zombie reaping) in front; here the shim runs directly.
+  const command =
+    container.command[0] === "/kustodia/tini" && container.command[1] === "--" ? container.command.slice(2) : container.command;
+  if (command[0] !== SHIM_PATH || command[1] !== "--")
     throw new Error(`container ${containerName} does not run ${SHIM_PATH} --: ${JSON.stringify(container.command)}`);
   const token = await serviceAccountToken(pod.metadata.namespace as string, pod.spec.serviceAccountName);
   const tokenFile = writeFile(options.dir, `${pod.metadata.name}-${containerName}-token`, token);
   const env = kubeletEnv(container, { ...options.base, KUSTODIA_SA_TOKEN_FILE: tokenFile });
-  return startShim(env, [...container.command.slice(2), ...(container.args ?? [])], options.cwd);
+  return startShim(env, [...command.slice(2), ...(container.args ?? [])], options.cwd);
 }
 
 /** Every file below `root` (no symlinks followed), with its path. */
