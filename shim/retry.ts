@@ -63,7 +63,13 @@ export async function retryUntil<T>(
       if (left <= 0) throw error;
       onRetry(error, Math.min(delay, left));
       await clock.sleep(Math.min(delay, left));
-      if (policy.deadline - clock.now() <= Math.max(0, policy.minAttemptMs ?? 0)) throw error;
+      const after = policy.deadline - clock.now();
+      if (after <= 0) throw error;
+      if (after <= (policy.minAttemptMs ?? 0)) {
+        // Too little time for a useful try: wait out the deadline and report the real reason.
+        await clock.sleep(after);
+        throw error;
+      }
     }
   }
 }
