@@ -13,6 +13,7 @@ import { createMetrics, type Metrics } from "../../webhook/metrics.ts";
 import type { ImageLookupResult } from "../../webhook/mutate.ts";
 import { createRegistryClient, MAX_DOCUMENT_BYTES, type RegistryClient } from "../../webhook/registry/client.ts";
 import { parsePullSecret, type RegistryCredential } from "../../webhook/registry/credentials.ts";
+import { UNREADABLE } from "../../webhook/registry/session.ts";
 import type { RegistrySettings } from "../../webhook/settings.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { runInstallScript } from "../infra/install.ts";
@@ -49,17 +50,32 @@ function settings(overrides: Partial<RegistrySettings>): RegistrySettings {
     cacheTtlMs: 60_000,
     cacheSize: 100,
     concurrency: 8,
+    hostConcurrency: 8,
+    admissionConcurrency: 8,
+    // The test registries run on loopback, which the webhook refuses unless told otherwise.
+    allowedNetworks: ["127.0.0.0/8"],
+    tokenRealmHosts: [],
     defaultPlatform: { os: "linux", architecture: "amd64" },
     caFile: registry().secure.caFile,
     ...overrides,
   };
 }
 
-function newClient(overrides: Partial<RegistrySettings> = {}): { client: RegistryClient; metrics: Metrics } {
+interface TestClient {
+  client: RegistryClient;
+  metrics: Metrics;
+  /** What the client told its debug log: the causes denials leave out. */
+  debugLog: string[];
+}
+
+function newClient(overrides: Partial<RegistrySettings> = {}): TestClient {
   const metrics = createMetrics({ defaultMetrics: false });
-  const client = createRegistryClient(settings(overrides), metrics);
+  const debugLog: string[] = [];
+  const client = createRegistryClient(settings(overrides), metrics, {
+    debug: (fields, message) => debugLog.push(`${message}: ${JSON.stringify(fields)}`),
+  });
   clients.push(client);
-  return { client, metrics };
+  return { client, metrics, debugLog };
 }
 
 async function proxyTo(host: string, options: { delayMs?: number } = {}): Promise<TcpProxy> {
@@ -101,6 +117,18 @@ function expectError(result: ImageLookupResult, ...parts: string[]): string {
   const error = result.ok ? "" : result.error;
   for (const part of parts) expect(error).toContain(part);
   return error;
+}
+
+/**
+ * A denial that names no network detail (UNREADABLE), with the cause in the debug log instead: the
+ * `causes` must be in the log and none of them in the denial.
+ */
+function expectHidden(result: ImageLookupResult, debugLog: readonly string[], ...causes: string[]): void {
+  const error = expectError(result, UNREADABLE);
+  for (const cause of causes) {
+    expect(error).not.toContain(cause);
+    expect(debugLog.join("\n")).toContain(JSON.stringify(cause).slice(1, -1));
+  }
 }
 
 const anonymous = { credentials: [] };
@@ -228,18 +256,20 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
       expectError(await client.imageConfig(byDigest, anonymous), `unauthorized at ${secureHost()}`);
     });
 
-    it("says to configure the CA when the registry's certificate is not trusted", async () => {
-      const { client } = newClient({ caFile: undefined });
-      expectError(
+    it("logs that the CA must be configured when the registry's certificate is not trusted", async () => {
+      const { client, debugLog } = newClient({ caFile: undefined });
+      expectHidden(
         await client.imageConfig(image("private").reference, anonymous),
+        debugLog,
         `the TLS certificate of ${secureHost()} is not trusted`,
         "KUSTODIA_REGISTRY_CA_FILE",
       );
     });
 
-    it("says to list a plain-HTTP registry when it is spoken to with TLS", async () => {
-      const result = await newClient({ plainHttp: [] }).client.imageConfig(image("cmdOnly").reference, anonymous);
-      expectError(result, `${plainHost()} does not answer TLS`, "KUSTODIA_REGISTRY_PLAIN_HTTP");
+    it("logs that a plain-HTTP registry must be listed when it is spoken to with TLS", async () => {
+      const { client, debugLog } = newClient({ plainHttp: [] });
+      const result = await client.imageConfig(image("cmdOnly").reference, anonymous);
+      expectHidden(result, debugLog, `${plainHost()} does not answer TLS`, "KUSTODIA_REGISTRY_PLAIN_HTTP");
     });
   });
 
@@ -260,9 +290,11 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
         reference: () => onHost("cmdOnly", plainHost(), `@sha256:${"0".repeat(64)}`),
         what: `manifest ${image("cmdOnly").repository}@sha256:${"0".repeat(64)}`,
       },
-    ])("answers $name with the registry's 404", async ({ reference, what }) => {
-      expectError(
-        await newClient().client.imageConfig(reference(), anonymous),
+    ])("denies $name, with the registry's 404 in the debug log only", async ({ reference, what }) => {
+      const { client, debugLog } = newClient();
+      expectHidden(
+        await client.imageConfig(reference(), anonymous),
+        debugLog,
         `registry ${plainHost()} answered 404 for ${what} (does the image exist?)`,
       );
     });
@@ -275,10 +307,10 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
       );
     });
 
-    it("says when nothing listens at the registry's address", async () => {
+    it("logs, and does not tell the pod, that nothing listens at the registry's address", async () => {
       const host = `127.0.0.1:${await freePort()}`;
-      const result = await newClient({ plainHttp: [host] }).client.imageConfig(onHost("cmdOnly", host), anonymous);
-      expectError(result, `cannot connect to ${host}: connection refused`);
+      const { client, debugLog } = newClient({ plainHttp: [host] });
+      expectHidden(await client.imageConfig(onHost("cmdOnly", host), anonymous), debugLog, `cannot connect to ${host}: connection refused`);
     });
 
     it("refuses a config larger than the size cap", async () => {
@@ -286,8 +318,10 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
         config: { Entrypoint: ["/x"] },
         padding: "x".repeat(MAX_DOCUMENT_BYTES),
       });
-      expectError(
-        await newClient().client.imageConfig(reference, anonymous),
+      const { client, debugLog } = newClient();
+      expectHidden(
+        await client.imageConfig(reference, anonymous),
+        debugLog,
         `registry ${plainHost()} sent more than ${MAX_DOCUMENT_BYTES} bytes`,
       );
     });
@@ -373,11 +407,12 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
       expectConfig(result, { entrypoint: image("entrypointCmd").entrypoint, cmd: image("entrypointCmd").cmd });
     });
 
-    it("reports what the mirror said when the registry fails too", async () => {
-      const { client } = newClient({ mirrors: { "mirror-test.invalid": [plainHost()] } });
+    it("logs what the mirror said when the registry fails too", async () => {
+      const { client, debugLog } = newClient({ mirrors: { "mirror-test.invalid": [plainHost()] } });
       const result = await client.imageConfig("mirror-test.invalid/kustodia-test/no-such-image:v1", anonymous);
-      expectError(
+      expectHidden(
         result,
+        debugLog,
         "cannot resolve the registry host mirror-test.invalid",
         `(mirrors tried first: registry ${plainHost()} answered 404`,
       );
@@ -387,11 +422,11 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
   describe("limits", () => {
     it("gives up at the lookup's deadline when the registry is slow", async () => {
       const proxy = await proxyTo(plainHost(), { delayMs: 300 });
-      const { client } = newClient({ plainHttp: [proxy.host], timeoutMs: 500 });
+      const { client, debugLog } = newClient({ plainHttp: [proxy.host], timeoutMs: 500 });
       const started = performance.now();
       const result = await client.imageConfig(onHost("entrypointCmd", proxy.host), anonymous);
       const elapsed = performance.now() - started;
-      expectError(result, `timed out after 500 ms contacting ${proxy.host}`);
+      expectHidden(result, debugLog, `timed out after 500 ms contacting ${proxy.host}`);
       expect(elapsed).toBeGreaterThanOrEqual(490);
       expect(elapsed).toBeLessThan(900); // without a deadline: three round trips of 600 ms each
     });
@@ -399,20 +434,25 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
     it("gives up at the deadline when the registry accepts and never answers", async () => {
       const proxy = await proxyTo(plainHost());
       await proxy.setMode("blackhole");
-      const { client } = newClient({ plainHttp: [proxy.host], timeoutMs: 300 });
+      const { client, debugLog } = newClient({ plainHttp: [proxy.host], timeoutMs: 300 });
       const started = performance.now();
-      expectError(await client.imageConfig(onHost("cmdOnly", proxy.host), anonymous), `timed out after 300 ms contacting ${proxy.host}`);
+      expectHidden(
+        await client.imageConfig(onHost("cmdOnly", proxy.host), anonymous),
+        debugLog,
+        `timed out after 300 ms contacting ${proxy.host}`,
+      );
       expect(performance.now() - started).toBeLessThan(700);
     });
 
     it.each([
       { mode: "reset" as const, says: "ECONNRESET" },
       { mode: "refuse" as const, says: "connection refused" },
-    ])("says what happened when the registry's connections $mode", async ({ mode, says }) => {
+    ])("logs what happened when the registry's connections $mode", async ({ mode, says }) => {
       const proxy = await proxyTo(plainHost());
       await proxy.setMode(mode);
-      const result = await newClient({ plainHttp: [proxy.host] }).client.imageConfig(onHost("cmdOnly", proxy.host), anonymous);
-      expectError(result, proxy.host, says);
+      const { client, debugLog } = newClient({ plainHttp: [proxy.host] });
+      expectHidden(await client.imageConfig(onHost("cmdOnly", proxy.host), anonymous), debugLog, says);
+      expect(debugLog.join("\n")).toContain(proxy.host);
     });
 
     it("sends concurrent identical lookups upstream once", async () => {
@@ -672,13 +712,14 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient with a Bearer tok
     );
   });
 
-  it("sends no credentials to a plain-HTTP token endpoint that is not listed as plain HTTP", async () => {
+  it.each([
+    { who: "with credentials", credentials: () => user({ username: TOKEN_USER.username, password: TOKEN_USER.password }) },
+    { who: "anonymously", credentials: () => [] },
+  ])("never asks a plain-HTTP token endpoint that is not listed as plain HTTP, $who", async ({ credentials }) => {
     const before = tokens.requests.length;
-    const { client } = bearerClient({ plainHttp: [tokens.host] });
-    const result = await client.imageConfig(reference("private"), {
-      credentials: user({ username: TOKEN_USER.username, password: TOKEN_USER.password }),
-    });
-    expectError(result, `the token endpoint http://${tokens.tokenHost} is plain HTTP`, "KUSTODIA_REGISTRY_PLAIN_HTTP");
+    const { client, debugLog } = bearerClient({ plainHttp: [tokens.host] });
+    const result = await client.imageConfig(reference("public"), { credentials: credentials() });
+    expectHidden(result, debugLog, `the token endpoint http://${tokens.tokenHost} is not https`, "KUSTODIA_REGISTRY_PLAIN_HTTP");
     expect(tokens.requests.length).toBe(before);
   });
 
