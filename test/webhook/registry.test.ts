@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createImageLookup } from "../../webhook/images.ts";
 import { createMetrics, type Metrics } from "../../webhook/metrics.ts";
 import type { ImageLookupResult } from "../../webhook/mutate.ts";
 import { createRegistryClient, MAX_DOCUMENT_BYTES, type RegistryClient } from "../../webhook/registry/client.ts";
@@ -21,6 +22,7 @@ import { freePort, startDaemon, stopDaemon, waitUntil } from "../infra/proc.ts";
 import { type RegistryEndpoint, registryFetch } from "../infra/registry.ts";
 import { startTcpProxy, type TcpProxy } from "../infra/tcp-proxy.ts";
 import { cacheDir } from "../infra/up.ts";
+import { INTERNAL_TOKEN, startHostileRegistry, startInternalService } from "./hostile-registry.ts";
 
 const registry = () => service("registry");
 const plainHost = () => registry().plain.host;
@@ -78,7 +80,7 @@ function newClient(overrides: Partial<RegistrySettings> = {}): TestClient {
   return { client, metrics, debugLog };
 }
 
-async function proxyTo(host: string, options: { delayMs?: number } = {}): Promise<TcpProxy> {
+async function proxyTo(host: string, options: { delayMs?: number; port?: number } = {}): Promise<TcpProxy> {
   const [targetHost = "", port] = host.split(":");
   const proxy = await startTcpProxy({ targetHost, targetPort: Number(port), ...options });
   proxies.push(proxy);
@@ -482,6 +484,140 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
       expect(proxy.stats().connections).toBe(1);
     });
   });
+});
+
+// ---- issue #13: the registry path under attack ----------------------------------------------------
+
+describe.skipIf(skipWithout("registry"))("createRegistryClient under attack (#13)", () => {
+  const hubSecret = () =>
+    pullSecret(
+      { "https://index.docker.io/v1/": { username: registry().secure.username, password: registry().secure.password } },
+      "team/hub",
+    );
+
+  // Item 2. The Docker Hub credential here is, on purpose, the TLS registry's real one: a lookup that
+  // succeeds proves the Hub credential was sent to that registry. Port 443 is where a portless host goes.
+  it.each(["LOCALHOST", "localhost"])(
+    "#13.2 sends the Docker Hub credential to no registry but the Docker Hub (%s/… on port 443)",
+    async (host) => {
+      await proxyTo(secureHost(), { port: 443 });
+      const { client } = newClient();
+      const result = await client.imageConfig(`${host}/${image("private").repository}:${image("private").tag}`, {
+        credentials: hubSecret(),
+      });
+      expectError(result, `unauthorized at ${host}`, `add an imagePullSecret (type kubernetes.io/dockerconfigjson) for ${host}`);
+    },
+  );
+
+  // Item 3.
+  it("#13.3 never answers a pod without the mirror's pull secret from a mirror answer another pod's secret got", async () => {
+    const { client } = newClient({ mirrors: { "mirror-test.invalid": [secureHost()] } });
+    const reference = `mirror-test.invalid/${image("private").repository}:${image("private").tag}`;
+    const mirrorSecret = pullSecret({ [secureHost()]: { username: registry().secure.username, password: registry().secure.password } });
+    expectConfig(await client.imageConfig(reference, { credentials: mirrorSecret }), { entrypoint: image("private").entrypoint });
+    const withoutSecret = await client.imageConfig(reference, anonymous);
+    expect(withoutSecret.ok, JSON.stringify(withoutSecret)).toBe(false);
+    const byDigest = `mirror-test.invalid/${image("private").repository}@${image("private").digest}`;
+    expect((await client.imageConfig(byDigest, anonymous)).ok).toBe(false);
+    expectConfig(await client.imageConfig(reference, { credentials: mirrorSecret }), { entrypoint: image("private").entrypoint });
+  });
+
+  // Item 4: the token realm, the registry's own address, and what denials say.
+  describe("#13.4 server-side request forgery", () => {
+    it.each([
+      {
+        name: "a plain-HTTP realm (the metadata service)",
+        realm: (port: number) => `http://127.0.0.1:${port}/latest/meta-data/iam?role=x`,
+      },
+      { name: "an https realm on another host", realm: (port: number) => `https://localhost:${port}/token` },
+    ])("never follows $name, nor hands its token to the registry", async ({ realm }) => {
+      const internal = await startInternalService();
+      const hostile = await startHostileRegistry(() => realm(internal.port));
+      try {
+        const { client, debugLog } = newClient({ plainHttp: [hostile.host] });
+        const result = await client.imageConfig(`${hostile.host}/team/app:1`, anonymous);
+        expectHidden(result, debugLog, "the token endpoint");
+        expect(internal.connections()).toBe(0);
+        expect(hostile.authorizations.join(" ")).not.toContain(INTERNAL_TOKEN);
+      } finally {
+        await Promise.all([hostile.close(), internal.close()]);
+      }
+    });
+
+    it.each([
+      { name: "a loopback IP", host: (proxy: TcpProxy) => proxy.host },
+      { name: "a name that resolves to loopback", host: (proxy: TcpProxy) => `localhost:${proxy.port}` },
+      { name: "an IPv4-mapped IPv6 loopback", host: (proxy: TcpProxy) => `[::ffff:7f00:1]:${proxy.port}` },
+    ])("refuses a registry at $name unless its network is allowed, without connecting", async ({ host }) => {
+      const proxy = await proxyTo(plainHost());
+      const { client, debugLog } = newClient({ allowedNetworks: [], plainHttp: [host(proxy)] });
+      expectHidden(await client.imageConfig(onHost("cmdOnly", host(proxy)), anonymous), debugLog, "loopback address");
+      expect(proxy.stats().connections).toBe(0);
+    });
+
+    it("tells the pod nothing that tells an open port from a closed one", async () => {
+      const closed = `127.0.0.1:${await freePort()}`;
+      const open = plainHost();
+      const { client, debugLog } = newClient({ plainHttp: [] });
+      const answers = await Promise.all([closed, open].map((host) => client.imageConfig(`${host}/team/app:1`, anonymous)));
+      expect(answers[0]).toEqual(answers[1]);
+      expectHidden(answers[0] as ImageLookupResult, debugLog, "connection refused");
+      expectHidden(answers[1] as ImageLookupResult, debugLog, "does not answer TLS");
+    });
+  });
+
+  // Item 5. The slow registry is the real one behind a proxy that delays every chunk by a second;
+  // the flood asks it for tags that do not exist, so that nothing is cached and every lookup holds
+  // its slot for the whole slow round trip, like the issue's attacker.
+  it("#13.5 keeps a normal pod's lookup p99 within 2x of its unloaded value while 40-container pods flood a slow registry every 0.4 s", async () => {
+    const slow = await proxyTo(plainHost(), { delayMs: 1000 });
+    const normal = await proxyTo(plainHost(), { delayMs: 50 });
+    const { client } = newClient({
+      plainHttp: [slow.host, normal.host],
+      concurrency: 16,
+      hostConcurrency: 8,
+      admissionConcurrency: 4,
+      timeoutMs: 4000,
+      cacheTtlMs: 1, // every normal lookup asks the registry for its tag again
+    });
+    const lookupImages = createImageLookup({ registry: client, pullSecrets: undefined });
+    const admit = (images: string[]) =>
+      lookupImages(
+        images.map((one, index) => ({ container: `c${index}`, image: one })),
+        {},
+        "tenant",
+      );
+    const normalImage = onHost("entrypointCmd", normal.host);
+    const measure = async (count: number) => {
+      const took: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const started = performance.now();
+        const results = await admit([normalImage]);
+        took.push(performance.now() - started);
+        expect(results.get("c0")?.ok, JSON.stringify(results.get("c0"))).toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+      return took.sort((a, b) => a - b)[Math.ceil(0.99 * took.length) - 1] ?? 0;
+    };
+
+    await admit([normalImage]); // connections up, config cached: what is left is the normal work of a lookup
+    const unloaded = await measure(20);
+    let round = 0;
+    const floods: Promise<unknown>[] = [];
+    const flood = setInterval(() => {
+      round++;
+      floods.push(admit(Array.from({ length: 40 }, (_, index) => `${slow.host}/flood/app${index}:r${round}`)));
+    }, 400);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 2000)); // the slow registry's slots are all taken by now
+      const loaded = await measure(20);
+      console.info(`[#13.5] normal lookup p99: unloaded ${unloaded.toFixed(0)} ms, under the flood ${loaded.toFixed(0)} ms`);
+      expect(loaded).toBeLessThanOrEqual(2 * unloaded);
+    } finally {
+      clearInterval(flood);
+      await Promise.all(floods);
+    }
+  }, 60_000);
 });
 
 // ---- Bearer token auth ---------------------------------------------------------------------------
