@@ -146,13 +146,17 @@ export function createRegistryClient(
     }
   }
 
-  /** A lookup slot; waiting for one is bounded by the lookup timeout too, and does not eat into the lookup's own deadline. */
+  /**
+   * A lookup slot. The wait does not eat into the lookup's own deadline; it is bounded by half of
+   * it, so that waiting and working stay within the apiserver's webhook timeout (twice the lookup's).
+   */
   async function slot(admission: unknown, host: string): Promise<() => void> {
+    const waitMs = Math.ceil(settings.timeoutMs / 2);
     try {
-      return await slots.acquire(admission, host, AbortSignal.timeout(settings.timeoutMs));
+      return await slots.acquire(admission, host, AbortSignal.timeout(waitMs));
     } catch {
       throw new LookupError(
-        `no free registry lookup slot within ${settings.timeoutMs} ms: too many image lookups are running for this pod or for ${host}; retry later`,
+        `no free registry lookup slot within ${waitMs} ms: too many image lookups are running for this pod or for ${host}; retry later`,
       );
     }
   }
