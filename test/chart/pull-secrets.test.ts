@@ -18,6 +18,7 @@ import { freePort } from "../infra/proc.ts";
 import { type HttpAnswer, podCreateReview, type RunningWebhook, readAnswer, startWebhook } from "../webhook/harness.ts";
 import {
   chartDir,
+  chartTlsFiles,
   createObject,
   ensureObject,
   helm,
@@ -164,18 +165,7 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
     } finally {
       values.cleanup();
     }
-    const secret = await kubeRequest<{ data: Record<string, string> }>(
-      kube,
-      "GET",
-      `/api/v1/namespaces/${systemNamespace}/secrets/${release}-kustodia-tls`,
-    );
-    const tls = { caFile: join(dir, "ca.crt"), certFile: join(dir, "tls.crt"), keyFile: join(dir, "tls.key") };
-    for (const [key, file] of [
-      ["ca.crt", tls.caFile],
-      ["tls.crt", tls.certFile],
-      ["tls.key", tls.keyFile],
-    ] as const)
-      writeFileSync(file, Buffer.from(secret.body.data[key] as string, "base64"), { mode: 0o600 });
+    const tls = await chartTlsFiles(kube, release, systemNamespace, dir);
     webhook = await startWebhook({ env: await webhookEnvFromChart(port), tls });
   });
 
