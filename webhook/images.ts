@@ -1,5 +1,6 @@
 // Gathers the image facts a mutation needs: pull-secret credentials for the pod, then one
 // ENTRYPOINT/CMD lookup per container, concurrently. Failures come back as values.
+import type { LookupAccess } from "./admission.ts";
 import type { ImageLookupResult, ImageNeed } from "./mutate.ts";
 import type { JsonObject } from "./pod.ts";
 import type { PullSecretReader } from "./pull-secrets.ts";
@@ -11,9 +12,16 @@ export interface ImageLookupOptions {
   pullSecrets: PullSecretReader | undefined;
 }
 
+const UNVERIFIED_CALLER =
+  "pull secrets are used only for the kube-apiserver, and this request came without its client certificate (docs/security.md)";
+
 export function createImageLookup({ registry, pullSecrets }: ImageLookupOptions) {
-  return async (needs: ImageNeed[], pod: JsonObject, namespace: string): Promise<Map<string, ImageLookupResult>> => {
-    const read = pullSecrets ? await pullSecrets.read(pod, namespace) : { secrets: [], problems: [] };
+  return async (needs: ImageNeed[], pod: JsonObject, namespace: string, access: LookupAccess): Promise<Map<string, ImageLookupResult>> => {
+    const read = !pullSecrets
+      ? { secrets: [], problems: [] }
+      : access.pullSecrets
+        ? await pullSecrets.read(pod, namespace)
+        : { secrets: [], problems: [UNVERIFIED_CALLER] };
     const credentials = credentialsFromPullSecrets(read.secrets);
     const admission = {}; // this admission's lookups share its registry slots
     const results = await Promise.all(

@@ -64,6 +64,11 @@ export interface Settings {
   logLevel: string;
   /** Read pull secrets through the Kubernetes API (needs in-cluster config or KUBECONFIG). */
   pullSecrets: boolean;
+  /**
+   * mTLS on /mutate: a caller whose client certificate this CA signed (and whose CN or DNS SAN is in
+   * `allowedNames`, when any are listed) counts as the kube-apiserver; only its requests use pull secrets.
+   */
+  clientAuth?: { caFile: string; allowedNames: string[] };
 }
 
 export class SettingsError extends Error {
@@ -273,6 +278,18 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+function clientAuth(env: NodeJS.ProcessEnv, file: Source): Pick<Settings, "clientAuth"> {
+  const caFile = pick(env, file, "KUSTODIA_CLIENT_CA_FILE", "clientAuth.caFile")?.value;
+  const names = pick(env, file, "KUSTODIA_CLIENT_ALLOWED_NAMES", "clientAuth.allowedNames");
+  const allowedNames = (names?.value ?? "")
+    .split(",")
+    .map((name) => name.trim())
+    .filter(Boolean);
+  if (!caFile && allowedNames.length > 0)
+    throw new SettingsError(`${names?.from}: client certificate names need KUSTODIA_CLIENT_CA_FILE, the CA that signs them`);
+  return caFile ? { clientAuth: { caFile, allowedNames } } : {};
+}
+
 export function loadSettings(env: NodeJS.ProcessEnv, shimVersion: string): Readonly<Settings> {
   const file = readConfigFile(env.KUSTODIA_CONFIG_FILE);
   const delivery = pick(env, file, "KUSTODIA_DELIVERY", "delivery")?.value ?? "copy";
@@ -327,6 +344,7 @@ export function loadSettings(env: NodeJS.ProcessEnv, shimVersion: string): Reado
     bodyLimitBytes: bodyLimit ? parseByteSize(bodyLimit.value, bodyLimit.from) : 8 * 1024 ** 2,
     logLevel: pick(env, file, "KUSTODIA_LOG_LEVEL", "logLevel")?.value ?? "info",
     pullSecrets: pullSecrets === "true" || (pullSecrets === "auto" && Boolean(env.KUBERNETES_SERVICE_HOST || env.KUBECONFIG)),
+    ...clientAuth(env, file),
   };
   if (env.POD_NAMESPACE && !settings.excludedNamespaces.includes(env.POD_NAMESPACE)) settings.excludedNamespaces.push(env.POD_NAMESPACE);
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(settings.logLevel)) {

@@ -587,6 +587,7 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient under attack (#13
         images.map((one, index) => ({ container: `c${index}`, image: one })),
         {},
         "tenant",
+        { pullSecrets: false },
       );
     const normalImage = onHost("entrypointCmd", normal.host);
     const measure = async (count: number) => {
