@@ -11,6 +11,7 @@ import {
   SHIM_TOKEN_DIR,
 } from "../common/contract.ts";
 import { type Backend, isIssued, parseReference, type Reference, splitList, targetName } from "../common/reference.ts";
+import { readSetting, ShimSettings } from "../common/shim-settings.ts";
 import { type Decision, type ImageLookupResult, type ImageNeed, type MutationSettings, mutatePod, selectContainers } from "./mutate.ts";
 import { annotations, arrayAt, containersOf, envOf, type JsonObject, objectAt, type RawContainer, stringAt, stringListAt } from "./pod.ts";
 
@@ -116,10 +117,11 @@ interface PodDefaults {
 
 function podDefaults(pod: JsonObject, settings: MutationSettings): PodDefaults {
   const podAnnotations = annotations(pod);
-  const backend = podAnnotations[Annotations.backend] ?? settings.shimDefaults.backend ?? "vault";
+  const backend = readSetting("backend", podAnnotations[Annotations.backend] || settings.shimDefaults.backend);
+  const kvMount = readSetting("vaultKvMount", podAnnotations[Annotations.vaultKvMount] || settings.shimDefaults.vaultKvMount);
   return {
-    backend: backend === "custodia" ? "custodia" : "vault",
-    kvMount: podAnnotations[Annotations.vaultKvMount] ?? settings.shimDefaults.vaultKvMount ?? "secret",
+    backend: backend.ok ? backend.value : ShimSettings.backend.fallback,
+    kvMount: kvMount.ok ? kvMount.value : ShimSettings.vaultKvMount.fallback,
   };
 }
 

@@ -15,6 +15,14 @@ import {
   VOLUME_NAME,
 } from "../common/contract.ts";
 import { ISSUE_PREFIX, isValidEnvName, parseReference, splitList, targetName } from "../common/reference.ts";
+import {
+  ANNOTATED_SETTINGS,
+  CLUSTER_DEFAULT_KEYS,
+  RESIDENT_ROTATION_MODES,
+  readSetting,
+  SA_TOKEN_AUTH_METHODS,
+  ShimSettings,
+} from "../common/shim-settings.ts";
 import { boundedWarnings, MAX_MESSAGE_LENGTH, safeText } from "./messages.ts";
 import {
   annotations,
@@ -202,8 +210,8 @@ export function imagesNeeded(pod: JsonObject, settings: MutationSettings): Image
  * own children.
  */
 function shimPrefix(pod: JsonObject): string[] {
-  const rotation = annotations(pod)[Annotations.rotation];
-  const resident = rotation === "restart" || rotation === "signal";
+  const rotation = annotations(pod)[Annotations.rotation] ?? "";
+  const resident = (RESIDENT_ROTATION_MODES as readonly string[]).includes(rotation);
   return resident ? [TINI_PATH, "--", SHIM_PATH, "--"] : [SHIM_PATH, "--"];
 }
 
@@ -263,75 +271,34 @@ function referenceWarnings(container: RawContainer, prefix: string, passthrough:
 
 type Validated<T> = { value: T } | { error: string };
 
-const SAFE_SETTING = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$/;
-const ROTATION_MODES = ["restart", "signal", "none"];
-const DURATION = /^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/;
-const SIGNAL = /^SIG[A-Z0-9]{2,8}$/;
+function allowlisted(addr: string, allowlist: readonly string[]): boolean {
+  return allowlist.some((prefix) => addr === prefix || addr.startsWith(prefix.endsWith("/") ? prefix : `${prefix}/`));
+}
 
-/** The shim's `KUSTODIA_*` env from cluster defaults and the pod's annotations, validated. */
+/**
+ * The shim's `KUSTODIA_*` env from cluster defaults and the pod's annotations. An annotation value is
+ * admitted exactly when the shim accepts it (common/shim-settings.ts); an empty one means unset.
+ */
 function shimEnvironment(pod: JsonObject, settings: MutationSettings): Validated<Map<string, string>> {
   const podAnnotations = annotations(pod);
   const env = new Map<string, string>();
-  const defaults = settings.shimDefaults;
-  const set = (name: string, value: string | undefined) => {
-    if (value !== undefined && value !== "") env.set(name, value);
-  };
-  set(ShimEnv.backend, defaults.backend);
-  set(ShimEnv.vaultAddr, defaults.vaultAddr);
-  set(ShimEnv.vaultCaCert, defaults.vaultCaCert);
-  set(ShimEnv.vaultAuthMethod, defaults.vaultAuthMethod);
-  set(ShimEnv.vaultAuthPath, defaults.vaultAuthPath);
-  set(ShimEnv.vaultRole, defaults.vaultRole);
-  set(ShimEnv.vaultKvMount, defaults.vaultKvMount);
-  set(ShimEnv.custodiaUrl, defaults.custodiaUrl);
-  set(ShimEnv.timeout, defaults.timeout);
-  set(ShimEnv.logLevel, defaults.logLevel);
-  if (settings.referencePrefix !== "SECRET_") set(ShimEnv.prefix, settings.referencePrefix);
-
-  const checks: [string, string, (value: string) => boolean, string][] = [
-    [Annotations.backend, ShimEnv.backend, (v) => v === "vault" || v === "custodia", '"vault" or "custodia"'],
-    [Annotations.vaultRole, ShimEnv.vaultRole, (v) => SAFE_SETTING.test(v), "letters, digits, '.', '_', '-', '/'"],
-    [
-      Annotations.vaultAuthPath,
-      ShimEnv.vaultAuthPath,
-      (v) => SAFE_SETTING.test(v) && !v.split("/").includes(".."),
-      "a mount path like auth/kubernetes",
-    ],
-    [
-      Annotations.vaultKvMount,
-      ShimEnv.vaultKvMount,
-      (v) => SAFE_SETTING.test(v) && !v.split("/").includes(".."),
-      "a mount path like secret",
-    ],
-    [
-      Annotations.vaultNamespace,
-      ShimEnv.vaultNamespace,
-      (v) => SAFE_SETTING.test(v) && !v.split("/").includes(".."),
-      "a namespace path like team-a",
-    ],
-    [Annotations.passthrough, ShimEnv.passthrough, (v) => splitList(v).every(isValidEnvName), "a comma-separated list of env var names"],
-    [Annotations.ignoreMissing, ShimEnv.ignoreMissing, (v) => v === "true" || v === "false", '"true" or "false"'],
-    [Annotations.rotation, ShimEnv.rotation, (v) => ROTATION_MODES.includes(v), ROTATION_MODES.map((m) => `"${m}"`).join(", ")],
-    [Annotations.rotationInterval, ShimEnv.rotationInterval, (v) => DURATION.test(v), "a duration like 30s, 5m or 1h"],
-    [Annotations.rotationSignal, ShimEnv.rotationSignal, (v) => SIGNAL.test(v), "a signal name like SIGHUP"],
-  ];
-  for (const [annotation, envName, valid, accepted] of checks) {
-    const value = podAnnotations[annotation];
-    if (value === undefined) continue;
-    if (!valid(value)) return { error: `annotation ${annotation} has the invalid value ${truncate(value)}; accepted: ${accepted}` };
-    env.set(envName, value);
+  for (const key of CLUSTER_DEFAULT_KEYS) {
+    const value = settings.shimDefaults[key];
+    if (value !== undefined && value !== "") env.set(ShimSettings[key].env, value);
   }
-  const addr = podAnnotations[Annotations.vaultAddr];
-  if (addr !== undefined) {
-    const allowed = settings.vaultAddrAllowlist.some(
-      (prefix) => addr === prefix || addr.startsWith(prefix.endsWith("/") ? prefix : `${prefix}/`),
-    );
-    if (!allowed) {
+  if (settings.referencePrefix !== ShimSettings.prefix.fallback) env.set(ShimSettings.prefix.env, settings.referencePrefix);
+  for (const [key, annotation] of ANNOTATED_SETTINGS) {
+    const value = podAnnotations[annotation];
+    if (value === undefined || value === "") continue;
+    if (key === "vaultAddr" && !allowlisted(value, settings.vaultAddrAllowlist)) {
       return {
-        error: `annotation ${Annotations.vaultAddr} ${truncate(addr)} is not in the cluster's address allowlist${settings.vaultAddrAllowlist.length === 0 ? " (empty: the backend address is set by the cluster admin only)" : ""}`,
+        error: `annotation ${annotation} ${truncate(value)} is not in the cluster's address allowlist${settings.vaultAddrAllowlist.length === 0 ? " (empty: the backend address is set by the cluster admin only)" : ""}`,
       };
     }
-    env.set(ShimEnv.vaultAddr, addr);
+    if (!readSetting(key, value).ok) {
+      return { error: `annotation ${annotation} has the invalid value ${truncate(value)}; accepted: ${ShimSettings[key].accepted}` };
+    }
+    env.set(ShimSettings[key].env, value);
   }
   return { value: env };
 }
@@ -499,9 +466,9 @@ function decide(original: JsonObject, settings: MutationSettings, images: Readon
 
 /** The shim logs in with the pod's ServiceAccount token for Vault's kubernetes and jwt auth methods. */
 function needsServiceAccountToken(shimEnv: Map<string, string>): boolean {
-  const backend = shimEnv.get(ShimEnv.backend) ?? "vault";
-  const method = shimEnv.get(ShimEnv.vaultAuthMethod) ?? "kubernetes";
-  return backend === "vault" && (method === "kubernetes" || method === "jwt");
+  const backend = readSetting("backend", shimEnv.get(ShimEnv.backend));
+  const method = readSetting("vaultAuthMethod", shimEnv.get(ShimEnv.vaultAuthMethod));
+  return backend.ok && backend.value === "vault" && method.ok && SA_TOKEN_AUTH_METHODS.includes(method.value);
 }
 
 /** False when automounting is off (pod or ServiceAccount) and the container names no token file itself. */

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { Annotations, NAMESPACE_LABEL, ShimEnv } from "../../common/contract.ts";
-import { ExtraShimEnv } from "../../shim/config.ts";
+import { CLUSTER_DEFAULT_KEYS, clusterDefaultEnv } from "../../common/shim-settings.ts";
 import { ShimExit } from "../../shim/errors.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { startOpenBao as startInfraOpenBao } from "../infra/openbao.ts";
@@ -168,7 +168,6 @@ describe("the docs and the contract", () => {
       `${Annotations.entrypointPrefix}<container>`,
       NAMESPACE_LABEL,
       ...Object.values(ShimEnv),
-      ...Object.values(ExtraShimEnv),
     ];
     for (const name of names) expect(configuration, name).toContain(`\`${name}`);
     const exitTable = configuration.slice(configuration.indexOf("## Exit codes of the shim"));
@@ -176,7 +175,11 @@ describe("the docs and the contract", () => {
   });
 
   it("names every setting of the webhook in docs/webhook.md", () => {
-    const settings = new Set(readFileSync(join(repoRoot, "webhook/settings.ts"), "utf8").match(/KUSTODIA_[A-Z_]+[A-Z]/g));
+    const settings = new Set([
+      ...(readFileSync(join(repoRoot, "webhook/settings.ts"), "utf8").match(/KUSTODIA_[A-Z_]+[A-Z]/g) ?? []),
+      ...CLUSTER_DEFAULT_KEYS.map(clusterDefaultEnv),
+      ShimEnv.prefix,
+    ]);
     const webhook = readFileSync(join(repoRoot, "docs/webhook.md"), "utf8");
     expect(settings.size).toBeGreaterThan(25);
     for (const setting of settings) expect(webhook, setting).toContain(`\`${setting}\``);
