@@ -49,6 +49,12 @@ describe("every shim setting is defined once", () => {
       expect(filesContaining(new RegExp(regexLiteral(clusterDefaultEnv(key))), programs), key).toEqual([]);
   });
 
+  it("has the chart hand every cluster default to the webhook under its derived name, and no other", () => {
+    const deployment = readFileSync(join(repoRoot, "charts/kustodia/templates/deployment.yaml"), "utf8");
+    const handed = [...deployment.matchAll(/"(KUSTODIA_SHIM_[A-Z_]+)" \$shim\.defaults\.([A-Za-z]+)/g)].map(([, env, key]) => [env, key]);
+    expect(handed).toEqual(CLUSTER_DEFAULT_KEYS.map((key) => [clusterDefaultEnv(key), key]));
+  });
+
   it.each<[string, RegExp]>([
     ["the auth methods", /"kubernetes",\s*"jwt"/],
     ["the rotation modes", /"(none|restart|signal)",\s*"(none|restart|signal)"/],
