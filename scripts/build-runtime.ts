@@ -9,8 +9,8 @@
 // 3. The static launcher (shim/runtime/launcher.c) becomes /kustodia/kustodia-shim; Debian's
 //    tini-static, the licenses and runtime.json (every file with mode, size, sha256) complete it.
 //
-// Needs Linux with glibc, patchelf, strip, gcc with a static libc and tini-static. Running as root
-// on Debian, missing tools are installed with apt-get; otherwise the error names the packages.
+// Needs Linux with glibc, patchelf, strip, gcc with a static libc and tini-static: the Debian group
+// `build` of scripts/system/debian-packages.txt, which scripts/system/install-debian.sh installs.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -36,6 +36,7 @@ import { build } from "esbuild";
 import packageJson from "../package.json" with { type: "json" };
 import { STASH_PREFIX } from "../shim/runtime/env-stash.ts";
 import { MANIFEST_NAME, RUNTIME_DIR, RuntimeFile, type RuntimeFileEntry, type RuntimeManifest } from "../shim/runtime/layout.ts";
+import { debianPackages, ensureDebianGroups } from "./system/debian.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_SHIM_BUNDLE = join(repo, "dist/shim/main.js");
@@ -80,40 +81,20 @@ function onPath(command: string): boolean {
   return (process.env.PATH ?? "").split(delimiter).some((dir) => dir !== "" && existsSync(join(dir, command)));
 }
 
-function debianPackageInstalled(name: string): boolean {
-  return /^Status: install ok installed$/m.test(run("dpkg-query", ["--status", name]).stdout);
-}
+/** The Debian packages of the build tools (group `build` of scripts/system/debian-packages.txt). */
+export const RUNTIME_BUILD_PACKAGES = debianPackages("build");
 
 /**
- * Installs the Debian packages not yet installed (apt-get update only when the install fails).
- * Throws, naming them, when that is impossible here (not root, no apt-get).
+ * Makes sure the build tools are there. When one is missing, says which and has the project's one
+ * installer (scripts/system/install-debian.sh) install the `build` group.
  */
-export function ensureDebianPackages(packages: readonly string[], purpose: string, log: (line: string) => void = console.error): void {
-  const missing = packages.filter((name) => !debianPackageInstalled(name));
-  if (missing.length === 0) return;
-  const command = `apt-get install --no-install-recommends ${missing.join(" ")}`;
-  if (process.getuid?.() !== 0 || !onPath("apt-get"))
-    throw new BuildError(`${purpose} needs the Debian packages ${missing.join(", ")}: run \`${command}\` as root`);
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  const install = () => run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], { env });
-  log(`[build-runtime] ${command}`);
-  if (install().status === 0) return;
-  mustRun("apt-get", ["update", "-qq"], { env });
-  const retried = install();
-  if (retried.status !== 0) throw new BuildError(`${command} failed:\n${retried.stderr.trim()}`);
-}
-
-/** The Debian packages of the build tools (libc-bin, for ldd and getconf, is always installed). */
-export const RUNTIME_BUILD_PACKAGES = ["binutils", "gcc", "libc6-dev", "patchelf", "tini"] as const;
-
-/** Makes sure the build tools are there, installing the Debian packages of missing ones when root. */
 function ensureTools(log: (line: string) => void): void {
   if (process.platform !== "linux") throw new BuildError(`the shim runtime is built on Linux (this is ${process.platform})`);
   const staticLibc = () => {
     const found = run("gcc", ["-print-file-name=libc.a"]).stdout.trim();
     return found !== "libc.a" && existsSync(found);
   };
-  const tools: { ok: () => boolean; debian: (typeof RUNTIME_BUILD_PACKAGES)[number] | "libc-bin" }[] = [
+  const tools: { ok: () => boolean; debian: string }[] = [
     { ok: () => onPath("patchelf"), debian: "patchelf" },
     { ok: () => onPath("strip"), debian: "binutils" },
     { ok: () => onPath("gcc"), debian: "gcc" },
@@ -122,7 +103,14 @@ function ensureTools(log: (line: string) => void): void {
     { ok: () => onPath("ldd") && onPath("getconf"), debian: "libc-bin" },
   ];
   const missing = tools.filter((tool) => !tool.ok()).map((tool) => tool.debian);
-  if (missing.length > 0) ensureDebianPackages(missing, "building the shim runtime", log);
+  if (missing.length > 0) {
+    log(`[build-runtime] missing build tools from the Debian packages ${missing.join(", ")}: installing group build`);
+    try {
+      ensureDebianGroups(["build"], "building the shim runtime", log);
+    } catch (error) {
+      throw new BuildError((error as Error).message);
+    }
+  }
   const still = tools.filter((tool) => !tool.ok()).map((tool) => tool.debian);
   if (still.length > 0) throw new BuildError(`building the shim runtime needs what the Debian packages ${still.join(", ")} provide`);
 }

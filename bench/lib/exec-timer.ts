@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureDebianPackages } from "../../scripts/build-runtime.ts";
+import { ensureDebianGroups } from "../../scripts/system/debian.ts";
 import { cacheDir } from "../../test/infra/up.ts";
 
 const SOURCE = join(dirname(fileURLToPath(import.meta.url)), "exec-timer.c");
@@ -16,7 +16,7 @@ export function execTimer(): string {
   const hash = createHash("sha256").update(source).digest("hex").slice(0, 16);
   const binary = join(cacheDir(), "bench", `exec-timer-${hash}`);
   if (existsSync(binary)) return binary;
-  ensureDebianPackages(["gcc", "libc6-dev"], "the exec timer of bench/shim.ts");
+  ensureDebianGroups(["bench"], "the exec timer of bench/shim.ts");
   mkdirSync(dirname(binary), { recursive: true });
   const partial = `${binary}.tmp-${process.pid}`;
   const built = spawnSync("gcc", ["-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", partial, SOURCE], { encoding: "utf8" });

@@ -4,7 +4,7 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { ensureDebianPackages } from "../../scripts/build-runtime.ts";
+import { ensureDebianGroups } from "../../scripts/system/debian.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -21,7 +21,7 @@ export interface WrkResult {
 }
 
 export function ensureWrk(): void {
-  ensureDebianPackages(["wrk"], "the webhook benchmark's load generator");
+  ensureDebianGroups(["bench"], "the webhook benchmark's load generator");
 }
 
 /** Runs wrk against `url`; resolves with its summary (throws on any failed request). */

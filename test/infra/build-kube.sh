@@ -6,6 +6,8 @@ source "$(dirname "$0")/lib.sh"
 K8S_VERSION="${KUSTODIA_K8S_VERSION:-v1.36.3}"
 out="$KUSTODIA_CACHE/kube-apiserver-$K8S_VERSION"
 [ -x "$out/kube-apiserver" ] && { echo "$out/kube-apiserver"; exit 0; }
+cache_lock "kube-$K8S_VERSION"
+[ -x "$out/kube-apiserver" ] && { echo "$out/kube-apiserver"; exit 0; }
 
 staging_version="v0.${K8S_VERSION#v1.}"
 work="$out.build"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # etcd and etcdctl from Debian's packages. Idempotent. Prints the two paths.
 source "$(dirname "$0")/lib.sh"
-apt_ensure etcd-server etcd-client openssl
+debian_ensure kube
 command -v etcd
 command -v etcdctl

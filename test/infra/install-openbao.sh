@@ -11,14 +11,12 @@ marker="$dir/bao-path"
 installed() { [ -f "$marker" ] && [ -x "$(cat "$marker")" ]; }
 if installed; then cat "$marker"; exit 0; fi
 
-mkdir -p "$KUSTODIA_CACHE"
-exec 9>"$KUSTODIA_CACHE/.openbao.lock"
-flock 9
+cache_lock "openbao-$OPENBAO_VERSION"
 if installed; then cat "$marker"; exit 0; fi
 
 python="${PYTHON:-python3}"
 if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
-  apt_ensure python3-venv
+  debian_ensure openbao
   python=/usr/bin/python3
 fi
 

@@ -8,7 +8,7 @@ complete() { local dir="$1"; [ -n "$dir" ] && [ -x "$dir/initdb" ] && [ -x "$dir
 
 dir="$(bin_dir)"
 if ! complete "$dir"; then
-  apt_ensure postgresql postgresql-client
+  debian_ensure postgres
   dir="$(bin_dir)"
 fi
 complete "$dir" || { log "postgresql is installed but initdb, postgres or psql is missing under /usr/lib/postgresql/*/bin"; exit 1; }

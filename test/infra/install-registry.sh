@@ -6,7 +6,7 @@
 # knows bcrypt), so apache2-utils is not needed; checked here so that a start fails early and clearly.
 source "$(dirname "$0")/lib.sh"
 
-apt_ensure docker-registry skopeo umoci openssl
+debian_ensure registry
 
 for tool in docker-registry skopeo umoci openssl perl tar; do
   command -v "$tool" >/dev/null || { log "$tool not found on PATH after install"; exit 1; }

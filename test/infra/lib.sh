@@ -3,23 +3,19 @@ set -euo pipefail
 
 KUSTODIA_CACHE="${KUSTODIA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kustodia}"
 mkdir -p "$KUSTODIA_CACHE"
+KUSTODIA_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 log() { printf '[infra] %s\n' "$*" >&2; }
 
-# Runs apt-get install for the packages that are not yet installed; `apt-get update` only once per cache.
-apt_ensure() {
-  local missing=()
-  for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  if [ ! -e "$KUSTODIA_CACHE/.apt-updated" ] || ! $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-    log "apt-get update"
-    $sudo apt-get update -qq
-    touch "$KUSTODIA_CACHE/.apt-updated"
-  fi
-  log "apt-get install ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Installs the Debian packages of these groups (scripts/system/debian-packages.txt) through the
+# project's one serialised installer; a no-op when they are installed.
+debian_ensure() { bash "$KUSTODIA_REPO/scripts/system/install-debian.sh" "$@"; }
+
+# Holds an exclusive lock named $1 in the cache until the script exits, so that two runs (two
+# services, two checkouts) never build or install the same thing into the cache at the same time.
+# Re-check what the lock guards after taking it: the other holder may have done the work.
+cache_lock() {
+  mkdir -p "$KUSTODIA_CACHE/.locks"
+  exec 9>>"$KUSTODIA_CACHE/.locks/$1.lock"
+  flock -w "${KUSTODIA_CACHE_LOCK_WAIT:-3600}" 9 || { log "waited too long for the cache lock $1"; exit 75; }
 }

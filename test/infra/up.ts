@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureDebianGroups } from "../../scripts/system/debian.ts";
 import { isAlive, stopDaemon } from "./proc.ts";
 import type { InfraContext, InfraCoordinates, InfraState, ServiceName, StartedService } from "./types.ts";
 
@@ -32,6 +33,21 @@ function selectedServices(): ServiceName[] {
   return only as ServiceName[];
 }
 
+/**
+ * The Debian package groups (scripts/system/debian-packages.txt) each service needs. They are
+ * installed in one transaction before any service starts; `build` and `runtime-test` too, because
+ * the integration tests build and run the shim runtime.
+ */
+const DEBIAN_GROUPS: Record<ServiceName, string[]> = {
+  kube: ["kube"],
+  helm: [],
+  openbao: ["openbao"],
+  custodia: ["custodia"],
+  registry: ["registry"],
+  postgres: ["postgres"],
+};
+const DEBIAN_GROUPS_OF_TESTS = ["build", "runtime-test"];
+
 type Starter = (ctx: InfraContext, started: InfraCoordinates) => Promise<StartedService<unknown>>;
 
 const starters: Record<ServiceName, Starter> = {
@@ -56,9 +72,22 @@ export async function up(): Promise<UpResult> {
   const state: UpResult = { runDir, startedAt: new Date().toISOString(), coordinates: {}, unavailable: {}, daemons: [], timingsMs: {} };
   const began = Date.now();
 
+  const t0 = Date.now();
+  let debianFailure: string | undefined;
+  try {
+    ensureDebianGroups(
+      [...new Set([...DEBIAN_GROUPS_OF_TESTS, ...services.flatMap((name) => DEBIAN_GROUPS[name])])],
+      "the test infrastructure",
+    );
+  } catch (error) {
+    debianFailure = (error as Error).message;
+  }
+  state.timingsMs.debian = Date.now() - t0;
+
   const startOne = async (name: ServiceName) => {
     const t0 = Date.now();
     try {
+      if (debianFailure && DEBIAN_GROUPS[name].length > 0) throw new Error(debianFailure);
       const started = await starters[name](ctx, state.coordinates);
       (state.coordinates as Record<string, unknown>)[name] = started.coordinates;
       state.daemons.push(...started.daemons);

@@ -25,7 +25,8 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INSTALL_MOUNT_PATH, MOUNT_PATH, SHIM_IN_IMAGE, SHIM_PATH } from "../../common/contract.ts";
-import { DEFAULT_RUNTIME_DIR, ensureDebianPackages, RUNTIME_BUILD_PACKAGES, runtimeStaleness } from "../../scripts/build-runtime.ts";
+import { DEFAULT_RUNTIME_DIR, RUNTIME_BUILD_PACKAGES, runtimeStaleness } from "../../scripts/build-runtime.ts";
+import { ensureDebianGroups } from "../../scripts/system/debian.ts";
 import { parseManifest, RuntimeFile, type RuntimeManifest } from "../../shim/runtime/layout.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { firstStage, replayCopyLines } from "../infra/dockerfile.ts";
@@ -175,7 +176,7 @@ afterAll(() => {
 
 describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
   beforeAll(() => {
-    ensureDebianPackages(["busybox-static", "util-linux", "mount", "coreutils", "binutils", "patchelf"], "the runtime test");
+    ensureDebianGroups(["runtime-test"], "the runtime test");
     const stale = runtimeStaleness();
     if (stale) {
       console.log(`[runtime test] npm run build: ${stale}`);
