@@ -1,6 +1,6 @@
 // Gathers the image facts a mutation needs: pull-secret credentials for the pod, then one
 // ENTRYPOINT/CMD lookup per container, concurrently. Failures come back as values.
-import type { ImageLookupResult, ImageNeed } from "./mutate.ts";
+import type { ImageLookupResult, ImageNeed } from "./image-facts.ts";
 import type { JsonObject } from "./pod.ts";
 import type { PullSecretReader } from "./pull-secrets.ts";
 import type { RegistryClient } from "./registry/client.ts";

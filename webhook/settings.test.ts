@@ -91,5 +91,5 @@ describe("kustodia-webhook with a bad cluster default", () => {
     });
     expect(result.status).toBe(78);
     expect(result.stderr).toContain('KUSTODIA_SHIM_LOG_LEVEL: "verbose" is invalid; accepted: "debug", "info", "warn", "error"');
-  });
+  }, 60_000);
 });

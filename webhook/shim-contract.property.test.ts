@@ -7,9 +7,14 @@ import { describe, expect, it } from "vitest";
 import { Annotations } from "../common/contract.ts";
 import { ANNOTATED_SETTINGS, CLUSTER_DEFAULT_KEYS, clusterDefaultEnv, type ShimSettingKey, ShimSettings } from "../common/shim-settings.ts";
 import { loadConfig } from "../shim/config.ts";
-import { type ImageLookupResult, type MutationSettings, mutatePod } from "./mutate.ts";
+import { renderDecision } from "./decision.ts";
+import type { ImageLookupResult } from "./image-facts.ts";
+import { mutatePod as decide, type MutationSettings } from "./mutate.ts";
 import type { JsonObject } from "./pod.ts";
 import { loadSettings, SettingsError } from "./settings.ts";
+
+/** The decision in words, as the admission response carries it. */
+const mutatePod = (...args: Parameters<typeof decide>) => renderDecision(decide(...args));
 
 const RUNS = Number(process.env.KUSTODIA_PROPERTY_RUNS ?? 12_000);
 const ALLOWED_ADDR = "https://vault-team.example:8200";
@@ -96,7 +101,7 @@ describe("the webhook admits an annotation value if and only if the shim accepts
       }),
       { numRuns: RUNS },
     );
-  });
+  }, 120_000);
 
   it.each<{ name: string; annotation: string; value: string; admitted: boolean }>([
     { name: "a signal that cannot be caught", annotation: Annotations.rotationSignal, value: "SIGKILL", admitted: false },
@@ -145,5 +150,5 @@ describe("the webhook starts with a cluster default if and only if the shim acce
       }),
       { numRuns: Math.ceil(RUNS / 4) },
     );
-  });
+  }, 60_000);
 });

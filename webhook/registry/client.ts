@@ -3,8 +3,8 @@
 // before the registry itself; answers are cached (tags for a while, content by digest for good);
 // identical concurrent lookups share one; each lookup has one deadline. Errors come back as values.
 import { createHash } from "node:crypto";
+import type { ImageConfig, ImageLookupResult, Platform } from "../image-facts.ts";
 import type { Metrics } from "../metrics.ts";
-import type { ImageConfig, ImageLookupResult, Platform } from "../mutate.ts";
 import type { RegistrySettings } from "../settings.ts";
 import { createAuthenticator } from "./auth.ts";
 import { createLru, createTtlLru } from "./cache.ts";
