@@ -1,13 +1,11 @@
 // "A rule lives in exactly one place": no shim setting's name, accepted values or default is written
 // outside common/ (issue #14). A grep over the sources of both programs and the scripts.
 import { readdirSync, readFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
+import { repoRoot } from "../test/infra/repo-root.ts";
 import { Annotations, ShimEnv } from "./contract.ts";
 import { CLUSTER_DEFAULT_KEYS, clusterDefaultEnv } from "./shim-settings.ts";
-
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 function sources(dir: string): string[] {
   return readdirSync(join(repoRoot, dir), { withFileTypes: true, recursive: true })

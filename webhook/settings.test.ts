@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { repoRoot } from "../test/infra/repo-root.ts";
 import { loadSettings, parseByteSize, SettingsError } from "./settings.ts";
 
 const required = { KUSTODIA_TLS_CERT_FILE: "/tls/crt", KUSTODIA_TLS_KEY_FILE: "/tls/key", KUSTODIA_SHIM_IMAGE: "shim:1" };
@@ -83,7 +83,6 @@ describe("loadSettings", () => {
 
 describe("kustodia-webhook with a bad cluster default", () => {
   it("exits 78 at start, naming the variable", () => {
-    const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
     const result = spawnSync(process.execPath, [join(repoRoot, "webhook/main.ts")], {
       env: { PATH: process.env.PATH, ...required, KUSTODIA_SHIM_LOG_LEVEL: "verbose" },
       encoding: "utf8",
