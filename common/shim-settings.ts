@@ -66,7 +66,7 @@ function duration(minimumMs: number): Pick<ShimSetting<number>, "parse" | "accep
       const ms = parseDuration(raw);
       return ms !== undefined && ms >= minimumMs ? ms : undefined;
     },
-    accepted: `a duration of at least ${minimumMs} ms, like 500ms, 30s, 5m or 1h30m`,
+    accepted: `a duration of at least ${minimumMs} ms, like ${minimumMs <= 500 ? "500ms, " : ""}30s, 5m or 1h30m`,
   };
 }
 
