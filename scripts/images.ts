@@ -299,7 +299,7 @@ async function shimRootfsLayer(platform: PlatformSource): Promise<Layer> {
 }
 
 /** The final stage's settings over the base's, as Docker applies them. */
-export function runtimeConfig(stage: FinalStage, base: RuntimeConfig = {}): RuntimeConfig {
+function runtimeConfig(stage: FinalStage, base: RuntimeConfig = {}): RuntimeConfig {
   const env = new Map((base.Env ?? []).map((pair) => [pair.slice(0, pair.indexOf("=")), pair] as const));
   for (const [name, value] of stage.env) env.set(name, `${name}=${value}`);
   const config: RuntimeConfig = { ...base };
@@ -316,7 +316,7 @@ export function runtimeConfig(stage: FinalStage, base: RuntimeConfig = {}): Runt
 }
 
 /** The final stage `npm run images` reproduces: base, then one `COPY --from=build /rootfs/ /`. */
-export function finalStageOf(key: ImageKey): FinalStage {
+function finalStageOf(key: ImageKey): FinalStage {
   const stage = parseFinalStage(readFileSync(IMAGES[key].dockerfile, "utf8"));
   // biome-ignore lint/suspicious/noTemplateCurlyInString: the Dockerfile's own text
   const expectedBase = key === "webhook" ? "${RUNTIME_IMAGE}" : "scratch";
