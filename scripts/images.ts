@@ -16,7 +16,7 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { extract, type Header } from "tar-stream";
@@ -108,7 +108,7 @@ export interface BuiltImage {
   name: string;
   repository: string;
   tag: string;
-  /** Relative to the repository root. */
+  /** The archive's file name, beside images.json. */
   archive: string;
   /** The image index's digest: what `skopeo copy --all` pushes and the chart's `digest` takes. */
   digest: string;
@@ -373,7 +373,7 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
       name,
       repository,
       tag: IMAGE_TAG,
-      archive: relative(repo, archive),
+      archive: basename(archive),
       digest: image.index.digest,
       platforms: image.manifests,
     };
