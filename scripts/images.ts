@@ -187,7 +187,9 @@ async function debianPackage(cache: string, name: string, arch: string, inputs: 
   const printed = mustRun("apt-get", ["download", "--print-uris", spec]).toString();
   const [, fileName, sha] = /^'\S+' (\S+) \d+ SHA256:([0-9a-f]{64})$/m.exec(printed) ?? [];
   if (!fileName || !sha)
-    throw new ImageBuildError(`apt-get download --print-uris ${spec} printed no SHA256 (run apt-get update?):\n${printed}`);
+    throw new ImageBuildError(
+      `apt-get download --print-uris ${spec} printed no SHA256 (are apt's package lists missing or stale? refresh them as root):\n${printed}`,
+    );
   const dir = join(cache, "debian");
   const file = join(dir, fileName);
   if (!existsSync(file) || hex(readFileSync(file)) !== sha) {
