@@ -12,7 +12,8 @@
 // digests (scripts/oci.ts). Each archive holds an OCI image index with one manifest per platform
 // (linux/amd64 for now), tagged IMAGE_TAG; dist/images/images.json records what was built.
 //
-// Other code (tests, the real-node infrastructure) uses IMAGES, IMAGE_TAG and readBuiltImages().
+// Other code (tests, the real-node infrastructure) uses IMAGES (names, repositories, archive paths),
+// IMAGE_TAG, readBuiltImages() (digests), imagesStaleness() and buildImages().
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -126,6 +127,31 @@ export interface BuiltImages {
 export function readBuiltImages(file: string = IMAGES_FILE): BuiltImages {
   if (!existsSync(file)) throw new Error(`${file} does not exist: run \`npm run images\``);
   return JSON.parse(readFileSync(file, "utf8")) as BuiltImages;
+}
+
+/** What the images are made from in this checkout: when one is newer than images.json, the images are stale. */
+const IMAGE_INPUTS = [
+  "dist/webhook/main.js",
+  "dist/shim-runtime/runtime.json",
+  "webhook/Dockerfile",
+  "shim/Dockerfile",
+  "scripts/images.ts",
+  "scripts/oci.ts",
+  "scripts/dockerfile.ts",
+  "package-lock.json",
+];
+
+/** Why the archives in `outDir` are out of date (missing, or older than an input), or undefined when they are current. */
+export function imagesStaleness(outDir: string = IMAGES_DIR): string | undefined {
+  const built = join(outDir, "images.json");
+  if (!existsSync(built)) return `${built} does not exist`;
+  const builtAt = statSync(built).mtimeMs;
+  for (const input of IMAGE_INPUTS) {
+    const file = join(repo, input);
+    if (!existsSync(file)) return `${input} does not exist (npm run build)`;
+    if (statSync(file).mtimeMs > builtAt) return `${input} changed since the images were built`;
+  }
+  return undefined;
 }
 
 class ImageBuildError extends Error {

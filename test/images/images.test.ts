@@ -15,6 +15,7 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,6 +32,7 @@ import {
   IMAGE_TAG,
   IMAGES,
   type ImageKey,
+  imagesStaleness,
   PLATFORMS,
   RUNTIME_BASE,
   WEBHOOK_ROOTFS,
@@ -209,6 +211,15 @@ describe("npm run images", () => {
     }
   }, 600_000);
 
+  it("knows when the archives are older than what they are made of", () => {
+    expect(imagesStaleness(firstDir)).toBeUndefined();
+    const stale = tempDir("kustodia-images-stale-");
+    expect(imagesStaleness(stale)).toMatch(/images\.json does not exist/);
+    writeFileSync(join(stale, "images.json"), JSON.stringify(first));
+    utimesSync(join(stale, "images.json"), 0, 0);
+    expect(imagesStaleness(stale)).toMatch(/^dist\/webhook\/main\.js changed since the images were built$/);
+  });
+
   it("holds an image index with one manifest per platform, tagged with the chart's appVersion", async () => {
     const chart = readFileSync(join(repoRoot, "charts/kustodia/Chart.yaml"), "utf8");
     expect(chart).toMatch(new RegExp(`^appVersion: "${IMAGE_TAG}"$`, "m"));
@@ -305,6 +316,9 @@ describe("the images and their Dockerfiles", () => {
       ).toBe(true);
     }
     expect(files.get("lib64/ld-linux-x86-64.so.2")?.header.type).toBe("symlink");
+    // The ENTRYPOINT the Dockerfile names is the executable the image holds.
+    const entrypoint = image.config.config.Entrypoint?.[0] ?? "";
+    expect(files.get(entrypoint.slice(1))?.header).toMatchObject({ type: "file", mode: 0o755 });
     expect(bytes("etc/passwd")?.toString()).toContain("nonroot:x:65532:65532:");
     expect(files.get("tmp")?.header.mode).toBe(0o1777);
     expect(files.get("home/nonroot")?.header).toMatchObject({ uid: 65532, gid: 65532, mode: 0o700 });
@@ -339,6 +353,9 @@ describe("the images and their Dockerfiles", () => {
         sha256: `sha256:${file.sha256}`,
       });
     }
+    // The ENTRYPOINT, /kustodia/kustodia-shim, is the launcher through `kustodia -> .`.
+    expect(image.config.config.Entrypoint?.[0]).toBe(`${MOUNT_PATH}/${RuntimeFile.launcher}`);
+    expect(files.find((member) => member.header.name === RuntimeFile.launcher)?.header.mode).toBe(0o755);
     expect(
       members.filter((member) => member.header.type === "symlink").map((member) => [member.header.name, member.header.linkname]),
     ).toEqual([[MOUNT_PATH.slice(1), "."]]);
