@@ -79,7 +79,10 @@ async function admissionContext(): Promise<AdmissionContext> {
   return {
     settings,
     lookupImages: createImageLookup({
-      registry: createRegistryClient(settings.registry, createMetrics({ defaultMetrics: false })),
+      // The webhook keeps lookup causes out of denials (and in its debug log); here the user runs the lookup, so they see them.
+      registry: createRegistryClient(settings.registry, createMetrics({ defaultMetrics: false }), {
+        debug: (fields) => process.stderr.write(`Lookup: ${String(fields.image)}: ${String(fields.cause)}\n`),
+      }),
       pullSecrets,
     }),
   };

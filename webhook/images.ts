@@ -15,11 +15,13 @@ export function createImageLookup({ registry, pullSecrets }: ImageLookupOptions)
   return async (needs: ImageNeed[], pod: JsonObject, namespace: string): Promise<Map<string, ImageLookupResult>> => {
     const read = pullSecrets ? await pullSecrets.read(pod, namespace) : { secrets: [], problems: [] };
     const credentials = credentialsFromPullSecrets(read.secrets);
+    const admission = {}; // this admission's lookups share its registry slots
     const results = await Promise.all(
       needs.map(async (need): Promise<[string, ImageLookupResult]> => {
         const result = await registry.imageConfig(need.image, {
           ...(need.architecture ? { architecture: need.architecture } : {}),
           credentials,
+          admission,
         });
         if (!result.ok && read.problems.length > 0)
           return [need.container, { ok: false, error: `${result.error} (pull secrets not read: ${read.problems.join("; ")})` }];

@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     );
   }
 
-  const registry = createRegistryClient(settings.registry, metrics);
+  const registry = createRegistryClient(settings.registry, metrics, log);
   let draining = false;
   const app = createApp({
     context: { settings, lookupImages: createImageLookup({ registry, pullSecrets }) },

@@ -179,7 +179,7 @@ describe.skipIf(skipWithout("kube", "helm", "openbao", "registry"))("kustodia th
         logLevel: "debug",
       },
       tls: { extraIpAddresses: ["127.0.0.1"] },
-      registry: { plainHttp: [service("registry").plain.host] },
+      registry: { plainHttp: [service("registry").plain.host], allowedNetworks: ["127.0.0.0/8"] },
       shim: {
         image: { repository: "registry.example/kustodia/kustodia-shim" },
         defaults: {
