@@ -93,6 +93,15 @@ install_peer() {
     echo "$binary"
     return
   fi
+  # One build of a peer at a time on this machine (a second run waits, then finds the binary).
+  mkdir -p "$KUSTODIA_CACHE/.locks"
+  exec 9>>"$KUSTODIA_CACHE/.locks/bank-vaults-$name-$version.lock"
+  flock -w 3600 9 || { log "waited too long for another build of $name"; exit 75; }
+  if [ -x "$binary" ]; then
+    exec 9>&-
+    echo "$binary"
+    return
+  fi
   local work
   work="$(mktemp -d "${TMPDIR:-/tmp}/kustodia-peers-XXXXXX")"
   mkdir -p "$dir"
@@ -108,6 +117,7 @@ install_peer() {
     mv "$work/$name" "$binary"
   fi
   rm -rf "$work"
+  exec 9>&-
   echo "$binary"
 }
 
