@@ -34,21 +34,29 @@ export const containerdSocket = (paths: NodePaths) => `${paths.root}/containerd/
 export const cniConfDir = (paths: NodePaths) => `${paths.dir}/cni/net.d`;
 export const registryHostsDir = (paths: NodePaths) => `${paths.dir}/containerd/certs.d`;
 
-/** containerd 2.x (config version 3), with every path of its own and the settings this VM needs. */
+/** containerd 2.3's configuration (version 4), with every path of its own and the settings this VM needs. */
 export function containerdConfig(paths: NodePaths, sandboxImage: string): string {
   const root = `${paths.root}/containerd`;
-  return `version = 3
+  return `version = 4
 root = ${toml(`${root}/root`)}
 state = ${toml(`${root}/state`)}
+temp = ${toml(`${root}/tmp`)}
+imports = []
 
-[grpc]
+[plugins.'io.containerd.server.v1.grpc']
   address = ${toml(containerdSocket(paths))}
 
-[ttrpc]
+[plugins.'io.containerd.server.v1.ttrpc']
   address = ${toml(`${root}/containerd.sock.ttrpc`)}
 
 [plugins.'io.containerd.nri.v1.nri']
   disable = true
+
+[plugins.'io.containerd.internal.v1.opt']
+  path = ${toml(`${root}/opt`)}
+
+[plugins.'io.containerd.transfer.v1.local']
+  config_path = ${toml(registryHostsDir(paths))}
 
 [plugins.'io.containerd.cri.v1.images']
   snapshotter = 'overlayfs'
@@ -63,7 +71,7 @@ state = ${toml(`${root}/state`)}
   # The VM lacks CAP_SYS_RESOURCE: containers may not get an oom_score_adj below containerd's own.
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
-  enable_cdi = false
+  cdi_spec_dirs = [${toml(`${root}/cdi`)}]
 
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
   BinaryName = ${toml(paths.runc)}
