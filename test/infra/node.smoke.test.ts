@@ -32,7 +32,7 @@ describe.skipIf(skipWithout("node"))("a real node: kubelet + containerd + runc i
     };
     expect(found.status.conditions.find((condition) => condition.type === "Ready")?.status).toBe("True");
     expect(found.status.nodeInfo.kubeletVersion).toBe(node.versions.kubernetes);
-    expect(found.status.nodeInfo.containerRuntimeVersion).toBe(`containerd://${node.versions.containerd}`);
+    expect(found.status.nodeInfo.containerRuntimeVersion).toBe(`containerd://${node.versions.containerd.replace(/^v/, "")}`);
     expect(found.status.addresses).toContainEqual({ type: "InternalIP", address: node.nodeIp });
     // The node IP lives in the namespace, not on the host.
     const { stdout: hostAddresses } = await execFileAsync("ip", ["-o", "addr", "show"]);

@@ -302,6 +302,8 @@ async function startCluster(binaries: Binaries, starting: Starting): Promise<Nod
     `--config=${kubeletConfigFile}`,
     `--kubeconfig=${kubeletKubeconfig}`,
     `--root-dir=${join(NODE_ROOT, "kubelet")}`,
+    // Its default is /var/lib/kubelet/pki whatever the root dir.
+    `--cert-dir=${join(NODE_ROOT, "kubelet", "pki")}`,
     `--hostname-override=${NODE.name}`,
     `--node-ip=${NODE.ip}`,
     "--v=1",
