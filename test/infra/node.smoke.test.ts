@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { service, skipWithout } from "./coords.ts";
+import { acquireNodeLock } from "./node-host.ts";
 import { buildImage, pushImage } from "./oci-image.ts";
 import type { NodeCoordinates } from "./types.ts";
 
@@ -91,5 +92,9 @@ describe.skipIf(skipWithout("node"))("a real node: kubelet + containerd + runc i
     } finally {
       await kubectl(node, ["delete", "pod", name, "--wait=false"]);
     }
+  });
+
+  it("refuses a second node on this machine, naming the run that holds it", async () => {
+    await expect(acquireNodeLock(work)).rejects.toThrow(/the test node is in use by run \S+ \(checkout .*, node-lock pid \d+/);
   });
 });
