@@ -1,0 +1,463 @@
+// `npm run images` (scripts/images.ts): the webhook and shim images built without Docker agree with
+// webhook/Dockerfile and shim/Dockerfile (runtime settings of the final stage, the files the build
+// stage puts into /rootfs), are reproducible (two builds, one digest), go through a real registry
+// with skopeo and come back as they were built, and run: the shim image's layers, pulled from the
+// registry, in a chroot as 65532, and the webhook image's Node on nothing but its own layers.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  chownSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { extract, type Header } from "tar-stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { INSTALL_MOUNT_PATH, MOUNT_PATH, SHIM_PATH } from "../../common/contract.ts";
+import { runtimeStaleness } from "../../scripts/build-runtime.ts";
+import { parseFinalStage } from "../../scripts/dockerfile.ts";
+import {
+  type BuiltImages,
+  buildImages,
+  IMAGE_TAG,
+  IMAGES,
+  type ImageKey,
+  PLATFORMS,
+  RUNTIME_BASE,
+  WEBHOOK_ROOTFS,
+} from "../../scripts/images.ts";
+import { MediaType, REF_NAME, type RuntimeConfig } from "../../scripts/oci.ts";
+import { parseManifest, RuntimeFile } from "../../shim/runtime/layout.ts";
+import { repoRoot } from "../chart/chart.ts";
+import { service, skipWithout } from "../infra/coords.ts";
+import { firstStage } from "../infra/dockerfile.ts";
+import { type RegistryEndpoint, registryFetch } from "../infra/registry.ts";
+
+const isRoot = process.getuid?.() === 0;
+const inCI = process.env.CI === "true" || process.env.CI === "1";
+const KEYS: ImageKey[] = ["webhook", "shim"];
+const PLATFORM = "linux/amd64";
+/** coreutils' chroot, by path: the runs' environment is the image's, not the host's. */
+const CHROOT = "/usr/sbin/chroot";
+
+interface TarMember {
+  header: Header;
+  data: Buffer;
+}
+
+async function readTar(bytes: Buffer): Promise<TarMember[]> {
+  const extractor = extract();
+  const members: TarMember[] = [];
+  const reading = (async () => {
+    for await (const entry of extractor) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of entry) chunks.push(chunk as Buffer);
+      members.push({ header: entry.header, data: Buffer.concat(chunks) });
+    }
+  })();
+  extractor.end(bytes);
+  await reading;
+  return members;
+}
+
+const sha256 = (bytes: Buffer) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+
+interface Descriptor {
+  mediaType: string;
+  digest: string;
+  platform?: { os: string; architecture: string };
+  annotations?: Record<string, string>;
+}
+interface Index {
+  manifests: Descriptor[];
+}
+interface Manifest {
+  config: Descriptor;
+  layers: Descriptor[];
+}
+interface Config {
+  os: string;
+  architecture: string;
+  config: RuntimeConfig;
+  rootfs: { diff_ids: string[] };
+  created?: string;
+  history?: unknown;
+}
+
+/** One platform's image, read from wherever its blobs come from (archive or registry). */
+interface ReadImage {
+  index: Index;
+  indexDigest: string;
+  manifestDigest: string;
+  config: Config;
+  /** Uncompressed layer tars. */
+  layers: Buffer[];
+}
+
+async function readImage(indexDigest: string, blob: (descriptor: Descriptor) => Promise<Buffer>): Promise<ReadImage> {
+  const index = JSON.parse((await blob({ mediaType: MediaType.index, digest: indexDigest })).toString()) as Index;
+  const chosen = index.manifests.find((one) => `${one.platform?.os}/${one.platform?.architecture}` === PLATFORM);
+  if (!chosen) throw new Error(`no ${PLATFORM} manifest in ${JSON.stringify(index)}`);
+  const manifest = JSON.parse((await blob(chosen)).toString()) as Manifest;
+  const config = JSON.parse((await blob(manifest.config)).toString()) as Config;
+  const layers = await Promise.all(manifest.layers.map(async (layer) => gunzipSync(await blob(layer))));
+  expect(layers.map(sha256)).toEqual(config.rootfs.diff_ids);
+  return { index, indexDigest, manifestDigest: chosen.digest, config, layers };
+}
+
+const archives = new Map<string, Promise<ReadImage>>();
+/** An `oci-archive`: its one image (tagged IMAGE_TAG), every blob checked against its digest (read once per file). */
+function readArchive(file: string): Promise<ReadImage> {
+  const read = archives.get(file) ?? readArchiveOnce(file);
+  archives.set(file, read);
+  return read;
+}
+
+async function readArchiveOnce(file: string): Promise<ReadImage> {
+  const members = new Map((await readTar(readFileSync(file))).map((member) => [member.header.name, member.data]));
+  expect(JSON.parse(members.get("oci-layout")?.toString() ?? "{}")).toEqual({ imageLayoutVersion: "1.0.0" });
+  const top = JSON.parse(members.get("index.json")?.toString() ?? "{}") as Index;
+  expect(top.manifests).toEqual([expect.objectContaining({ mediaType: MediaType.index, annotations: { [REF_NAME]: IMAGE_TAG } })]);
+  return await readImage(top.manifests[0]?.digest ?? "", async ({ digest }) => {
+    const bytes = members.get(`blobs/sha256/${digest.slice("sha256:".length)}`);
+    if (!bytes) throw new Error(`${file} has no blob ${digest}`);
+    expect(sha256(bytes)).toBe(digest);
+    return bytes;
+  });
+}
+
+/** Path → member of the layers, later layers over earlier ones (the builder makes no whiteouts). */
+function filesystem(layers: TarMember[][]): Map<string, TarMember> {
+  const all = new Map<string, TarMember>();
+  for (const members of layers) for (const member of members) all.set(member.header.name.replace(/\/$/, ""), member);
+  return all;
+}
+
+/** Unpacks layer tars into `root` as a container runtime does: modes, owners, symlinks, hard links. */
+async function unpack(layers: Buffer[], root: string): Promise<void> {
+  for (const layer of layers) {
+    for (const { header, data } of await readTar(layer)) {
+      const path = join(root, header.name);
+      mkdirSync(dirname(path), { recursive: true });
+      if (header.type === "directory") mkdirSync(path, { recursive: true });
+      else if (header.type === "symlink") symlinkSync(header.linkname, path);
+      else if (header.type === "link") linkSync(join(root, header.linkname), path);
+      else writeFileSync(path, data);
+      if (header.type !== "symlink" && header.type !== "link") {
+        chownSync(path, header.uid, header.gid);
+        chmodSync(path, header.mode);
+      }
+    }
+  }
+}
+
+const temporary: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  temporary.push(dir);
+  return dir;
+}
+
+let first: BuiltImages;
+let firstDir: string;
+
+beforeAll(async () => {
+  const stale = runtimeStaleness();
+  const bundle = join(repoRoot, "dist/webhook/main.js");
+  if (stale || spawnSync("test", ["-s", bundle]).status !== 0) {
+    console.log(`[images test] npm run build: ${stale ?? `${bundle} is missing`}`);
+    const built = spawnSync("npm", ["run", "build"], { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] });
+    if (built.status !== 0) throw new Error(`npm run build failed (exit ${built.status})`);
+  }
+  firstDir = tempDir("kustodia-images-a-");
+  const began = Date.now();
+  first = await buildImages({ outDir: firstDir, log: () => {} });
+  console.log(`[images test] npm run images (scripts/images.ts): ${Date.now() - began} ms`);
+}, 600_000);
+
+afterAll(() => {
+  for (const dir of temporary) rmSync(dir, { recursive: true, force: true });
+});
+
+const archiveOf = (key: ImageKey) => join(firstDir, `${IMAGES[key].name}.oci.tar`);
+
+describe("npm run images", () => {
+  it("builds the same bytes twice: same digests, identical archives, no timestamps", async () => {
+    const secondDir = tempDir("kustodia-images-b-");
+    const second = await buildImages({ outDir: secondDir, log: () => {} });
+    expect(second.images).toEqual(first.images);
+    expect(second.inputs).toEqual(first.inputs);
+    for (const key of KEYS) {
+      const name = `${IMAGES[key].name}.oci.tar`;
+      expect(sha256(readFileSync(join(secondDir, name)))).toBe(sha256(readFileSync(join(firstDir, name))));
+      const image = await readArchive(join(firstDir, name));
+      expect(image.indexDigest).toBe(first.images[key].digest);
+      expect(image.manifestDigest).toBe(first.images[key].platforms[PLATFORM]);
+      expect(image.config.created).toBeUndefined();
+      expect(image.config.history).toBeUndefined();
+      for (const layer of image.layers)
+        for (const { header } of await readTar(layer)) expect([header.name, header.mtime.getTime()]).toEqual([header.name, 0]);
+    }
+  }, 600_000);
+
+  it("holds an image index with one manifest per platform, tagged with the chart's appVersion", async () => {
+    const chart = readFileSync(join(repoRoot, "charts/kustodia/Chart.yaml"), "utf8");
+    expect(chart).toMatch(new RegExp(`^appVersion: "${IMAGE_TAG}"$`, "m"));
+    for (const key of KEYS) {
+      const image = await readArchive(archiveOf(key));
+      expect(image.index.manifests.map((one) => one.platform)).toEqual(PLATFORMS.map(({ os, architecture }) => ({ os, architecture })));
+      expect(image.config).toMatchObject({ os: "linux", architecture: "amd64" });
+      // The chart's default repositories end with the names the images are pushed under.
+      const values = readFileSync(join(repoRoot, "charts/kustodia/values.yaml"), "utf8");
+      expect(values).toContain(`repository: ghcr.io/${IMAGES[key].repository}\n`);
+    }
+  });
+});
+
+describe("the images and their Dockerfiles", () => {
+  it("take the final stage's USER, WORKDIR, EXPOSE, ENTRYPOINT and CMD", async () => {
+    const webhook = await readArchive(archiveOf("webhook"));
+    const shim = await readArchive(archiveOf("shim"));
+    // Read from the Dockerfiles here, independently of the builder's parse.
+    const webhookDockerfile = readFileSync(IMAGES.webhook.dockerfile, "utf8");
+    const shimDockerfile = readFileSync(IMAGES.shim.dockerfile, "utf8");
+    const line = (text: string, keyword: string) => new RegExp(`^${keyword} (.+)$`, "m").exec(text.split(/^FROM /m).at(-1) ?? "")?.[1];
+    expect(webhook.config.config).toEqual({
+      ...RUNTIME_BASE.config,
+      User: line(webhookDockerfile, "USER"),
+      WorkingDir: line(webhookDockerfile, "WORKDIR"),
+      ExposedPorts: { [`${line(webhookDockerfile, "EXPOSE")}/tcp`]: {} },
+      Entrypoint: JSON.parse(line(webhookDockerfile, "ENTRYPOINT") ?? "null"),
+    });
+    expect(webhook.config.config).toMatchObject({ User: "65532:65532", Entrypoint: ["/usr/local/bin/node", "dist/webhook/main.js"] });
+    expect(shim.config.config).toEqual({
+      User: line(shimDockerfile, "USER"),
+      Entrypoint: JSON.parse(line(shimDockerfile, "ENTRYPOINT") ?? "null"),
+      Cmd: JSON.parse(line(shimDockerfile, "CMD") ?? "null"),
+    });
+    expect(shim.config.config).toMatchObject({ User: "65532:65532", Entrypoint: [SHIM_PATH] });
+  });
+
+  it("refuses a final stage it does not model, so a Dockerfile change cannot be left out", () => {
+    const dockerfile = readFileSync(IMAGES.webhook.dockerfile, "utf8");
+    expect(() => parseFinalStage(`${dockerfile}\nHEALTHCHECK CMD ["/x"]\n`)).toThrow(/HEALTHCHECK in the final stage/);
+    expect(() => parseFinalStage(`${dockerfile}\nENTRYPOINT node main.js\n`)).toThrow(/only the exec form/);
+    expect(() => parseFinalStage(`${dockerfile}\nCOPY dist/ /app/\n`)).toThrow(/only `COPY --from/);
+    expect(parseFinalStage(`${dockerfile}\nENV A=1 B="two words"\nCMD ["x"]\nENTRYPOINT ["y"]\n`)).toMatchObject({
+      env: [
+        ["A", "1"],
+        ["B", "two words"],
+      ],
+      entrypoint: ["y"],
+    });
+    expect(parseFinalStage(`${dockerfile}\nCMD ["x"]\nENTRYPOINT ["y"]\n`).cmd).toBeUndefined();
+  });
+
+  it("webhook: the base is distroless cc's packages and users, the rootfs layer what the build stage puts in /rootfs", async () => {
+    const dockerfile = readFileSync(IMAGES.webhook.dockerfile, "utf8");
+    const build = firstStage(dockerfile);
+    expect(dockerfile).toMatch(/^ARG RUNTIME_IMAGE=gcr\.io\/distroless\/cc-debian12:nonroot$/m);
+    expect(dockerfile).toMatch(/^COPY --from=build \/rootfs\/ \/$/m);
+    for (const { from, to, mode } of WEBHOOK_ROOTFS.node) {
+      const install = mode === 0o755 ? `install -m 0755 ${from} /rootfs/${to};` : `install -D -m 0644 ${from} /rootfs/${to};`;
+      expect(build).toContain(install);
+    }
+    for (const name of WEBHOOK_ROOTFS.debianPackages) expect(build).toContain(`apt-get download -qq "${name}:\${TARGETARCH}";`);
+    const { app } = WEBHOOK_ROOTFS;
+    expect(build).toContain(`cp /src/${app.from}/${app.prefix}* /rootfs/${app.to}/`);
+
+    const image = await readArchive(archiveOf("webhook"));
+    expect(image.layers).toHaveLength(2);
+    const [base = [], rootfs = []] = await Promise.all(image.layers.map(readTar));
+    const files = filesystem([base, rootfs]);
+    const rootfsPaths = new Set(rootfs.map((member) => member.header.name.replace(/\/$/, "")));
+    const bytes = (path: string) => files.get(path)?.data;
+    // The pinned Node, Node's license and the bundle with its map and legal notes, in the rootfs layer.
+    const nodeBinary = readFileSync(join(repoRoot, "node_modules/node/bin/node"));
+    expect(sha256(bytes("usr/local/bin/node") ?? Buffer.alloc(0))).toBe(sha256(nodeBinary));
+    expect(files.get("usr/local/bin/node")?.header.mode).toBe(0o755);
+    const bundles = readdirSync(join(repoRoot, app.from)).filter((name) => name.startsWith(app.prefix));
+    expect(bundles.sort()).toEqual(["main.js", "main.js.LEGAL.txt", "main.js.map"]);
+    for (const name of bundles) expect(bytes(`${app.to}/${name}`)?.equals(readFileSync(join(repoRoot, app.from, name)))).toBe(true);
+    expect([...rootfsPaths].filter((path) => path.startsWith("app/")).sort()).toEqual([
+      "app/dist",
+      "app/dist/webhook",
+      ...bundles.map((name) => `${app.to}/${name}`).sort(),
+    ]);
+    for (const path of ["usr/local/bin/node", "usr/local/share/doc/node/LICENSE", "usr/lib/x86_64-linux-gnu/libatomic.so.1"])
+      expect(rootfsPaths).toContain(path);
+    // Everything Node links against is in the base, with the loader where the ELF asks for it.
+    const needed = spawnSync("readelf", ["-d", join(repoRoot, "node_modules/node/bin/node")], { encoding: "utf8" }).stdout;
+    for (const [, library] of needed.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)) {
+      const where = ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu"].map((dir) => `${dir}/${library}`);
+      expect(
+        where.some((path) => files.has(path)),
+        library,
+      ).toBe(true);
+    }
+    expect(files.get("lib64/ld-linux-x86-64.so.2")?.header.type).toBe("symlink");
+    expect(bytes("etc/passwd")?.toString()).toContain("nonroot:x:65532:65532:");
+    expect(files.get("tmp")?.header.mode).toBe(0o1777);
+    expect(files.get("home/nonroot")?.header).toMatchObject({ uid: 65532, gid: 65532, mode: 0o700 });
+    expect(bytes("etc/ssl/certs/ca-certificates.crt")?.toString()).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    // Nothing else from the npm package or the build machine.
+    for (const member of [...base, ...rootfs]) {
+      if (member.header.name === "home/nonroot/") continue;
+      expect([member.header.name, member.header.uid, member.header.gid]).toEqual([member.header.name, 0, 0]);
+    }
+  });
+
+  it("shim: one layer, exactly dist/shim-runtime at the root (modes as runtime.json says) and `kustodia -> .`", async () => {
+    const dockerfile = readFileSync(IMAGES.shim.dockerfile, "utf8");
+    expect(firstStage(dockerfile)).toContain("cp -a dist/shim-runtime/. /rootfs/;");
+    expect(firstStage(dockerfile)).toContain(`ln -s . /rootfs${MOUNT_PATH}`);
+    const runtimeDir = join(repoRoot, "dist/shim-runtime");
+    const manifest = parseManifest(readFileSync(join(runtimeDir, RuntimeFile.manifest), "utf8"));
+    if (manifest instanceof Error) throw manifest;
+
+    const image = await readArchive(archiveOf("shim"));
+    const members = await readTar(image.layers[0] ?? Buffer.alloc(0));
+    expect(image.layers).toHaveLength(1);
+    const files = members.filter((member) => member.header.type === "file");
+    expect(files.map((member) => member.header.name).sort()).toEqual(
+      [...manifest.files.map((file) => file.path), RuntimeFile.manifest].sort(),
+    );
+    for (const file of manifest.files) {
+      const member = files.find((one) => one.header.name === file.path);
+      expect({ path: file.path, mode: member?.header.mode, sha256: member && sha256(member.data) }).toEqual({
+        path: file.path,
+        mode: file.mode,
+        sha256: `sha256:${file.sha256}`,
+      });
+    }
+    expect(
+      members.filter((member) => member.header.type === "symlink").map((member) => [member.header.name, member.header.linkname]),
+    ).toEqual([[MOUNT_PATH.slice(1), "."]]);
+  });
+});
+
+/** What a registry serves for an image: its blobs by digest. */
+function registryBlobs(endpoint: RegistryEndpoint, repository: string) {
+  return async ({ mediaType, digest }: Descriptor): Promise<Buffer> => {
+    const manifest = mediaType === MediaType.index || mediaType === MediaType.manifest;
+    const path = `/v2/${repository}/${manifest ? "manifests" : "blobs"}/${digest}`;
+    const response = await registryFetch(endpoint, path, manifest ? { headers: { accept: mediaType } } : {});
+    expect(response.status, `${path}: ${response.body.toString()}`).toBe(200);
+    expect(sha256(response.body)).toBe(digest);
+    return response.body;
+  };
+}
+
+describe.skipIf(skipWithout("registry"))("the images in a registry", () => {
+  const pushed = {} as Record<ImageKey, ReadImage>;
+
+  beforeAll(async () => {
+    const { plain } = service("registry");
+    for (const key of KEYS) {
+      const { repository } = IMAGES[key];
+      const began = Date.now();
+      const copy = spawnSync(
+        "skopeo",
+        [
+          "--insecure-policy",
+          "copy",
+          "--all",
+          "--quiet",
+          "--dest-no-creds",
+          "--dest-tls-verify=false",
+          `oci-archive:${archiveOf(key)}`,
+          `docker://${plain.host}/${repository}:${IMAGE_TAG}`,
+        ],
+        { encoding: "utf8" },
+      );
+      expect(copy.stderr).toBe("");
+      expect(copy.status).toBe(0);
+      console.log(`[images test] skopeo copy --all ${IMAGES[key].name}: ${Date.now() - began} ms`);
+      const tagged = await registryFetch(plain, `/v2/${repository}/manifests/${IMAGE_TAG}`, { headers: { accept: MediaType.index } });
+      expect(tagged.status).toBe(200);
+      pushed[key] = await readImage(String(tagged.headers["docker-content-digest"]), registryBlobs(plain, repository));
+    }
+  }, 300_000);
+
+  it("serves the tag as the very index that was built, and its manifest → config → ENTRYPOINT and USER", async () => {
+    for (const key of KEYS) {
+      const built = await readArchive(archiveOf(key));
+      expect(pushed[key].indexDigest).toBe(first.images[key].digest);
+      expect(pushed[key].manifestDigest).toBe(first.images[key].platforms[PLATFORM]);
+      expect(pushed[key].config).toEqual(built.config);
+    }
+    expect(pushed.webhook.config.config).toMatchObject({
+      User: "65532:65532",
+      Entrypoint: ["/usr/local/bin/node", "dist/webhook/main.js"],
+    });
+    expect(pushed.shim.config.config).toMatchObject({ User: "65532:65532", Entrypoint: [SHIM_PATH], Cmd: ["--help"] });
+  });
+
+  describe.skipIf(!isRoot && !inCI)("run from the pulled layers (chroot, as the image's USER)", () => {
+    it("shim: ENTRYPOINT + CMD prints the usage; `install` copies the runtime into an emptyDir-like directory", async () => {
+      const root = tempDir("kustodia-shim-pulled-");
+      chmodSync(root, 0o755);
+      await unpack(pushed.shim.layers, root);
+      const { Entrypoint = [], Cmd = [], User = "" } = pushed.shim.config.config;
+      expect([...Entrypoint, ...Cmd]).toEqual([SHIM_PATH, "--help"]);
+      mkdirSync(join(root, "proc"));
+      const usage = spawnSync(CHROOT, [`--userspec=${User}`, root, ...Entrypoint, ...Cmd], { encoding: "utf8", env: {} });
+      expect(usage.status).toBe(0);
+      expect(usage.stdout).toMatch(/^usage: kustodia-shim/);
+
+      // The copy delivery's init container: `kustodia-shim install /mnt/kustodia` into a 0777 directory.
+      mkdirSync(join(root, INSTALL_MOUNT_PATH), { recursive: true, mode: 0o777 });
+      chmodSync(join(root, INSTALL_MOUNT_PATH), 0o777);
+      const mount = spawnSync("mount", ["-t", "proc", "proc", join(root, "proc")]);
+      try {
+        const install = spawnSync(CHROOT, [`--userspec=${User}`, root, ...Entrypoint, "install", INSTALL_MOUNT_PATH], {
+          encoding: "utf8",
+          env: {},
+        });
+        expect(install.stderr.replace(/^\{.*"event".*\}\n/gm, "")).toBe("");
+        expect(install.status).toBe(0);
+      } finally {
+        if (mount.status === 0) spawnSync("umount", [join(root, "proc")]);
+      }
+      const installed = readdirSync(join(root, INSTALL_MOUNT_PATH)).sort();
+      expect(installed).toEqual(readdirSync(join(repoRoot, "dist/shim-runtime")).sort());
+    });
+
+    it("webhook: the pinned Node runs on the image's own libraries as 65532 and sees the CA bundle", async () => {
+      const root = tempDir("kustodia-webhook-pulled-");
+      chmodSync(root, 0o755);
+      await unpack(pushed.webhook.layers, root);
+      const { Entrypoint = [], User = "", WorkingDir = "/" } = pushed.webhook.config.config;
+      const script =
+        'process.stdout.write([process.version, process.cwd(), require("os").userInfo().username, require("tls").getCACertificates("system").length > 100].join(" "))';
+      const env = Object.fromEntries(
+        (pushed.webhook.config.config.Env ?? []).map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
+      );
+      // chroot starts in /; the image's WorkingDir is where the entrypoint's relative path resolves.
+      const run = spawnSync(
+        CHROOT,
+        [`--userspec=${User}`, root, "/usr/local/bin/node", "-e", `process.chdir(${JSON.stringify(WorkingDir)}); ${script}`],
+        { encoding: "utf8", env },
+      );
+      expect(run.stderr).toBe("");
+      expect(run.stdout).toBe(`v${readPackageNodeVersion()} /app nonroot true`);
+      expect(Entrypoint[1]).toBe("dist/webhook/main.js");
+      expect(readFileSync(join(root, WorkingDir, Entrypoint[1] ?? "")).equals(readFileSync(join(repoRoot, "dist/webhook/main.js")))).toBe(
+        true,
+      );
+    });
+  });
+});
+
+function readPackageNodeVersion(): string {
+  return (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { devDependencies: { node: string } }).devDependencies.node;
+}
