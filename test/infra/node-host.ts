@@ -174,6 +174,10 @@ export async function teardownNodeHost(): Promise<void> {
   }
   removeIfEmpty("/var/lib/kubelet");
   for (const hierarchy of cgroupV1Hierarchies()) removeCgroupTree(join(hierarchy, NODE_CGROUP));
+}
+
+/** Forgets who holds the lock; the lock itself goes with its holder daemon. */
+export function forgetNodeLockOwner(): void {
   rmSync(OWNER_FILE, { force: true });
 }
 

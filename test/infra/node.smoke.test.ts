@@ -6,17 +6,11 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { service, skipWithout } from "./coords.ts";
+import { kubectl } from "./kubectl.ts";
 import { acquireNodeLock } from "./node-host.ts";
 import { buildImage, pushImage } from "./oci-image.ts";
-import type { NodeCoordinates } from "./types.ts";
 
 const execFileAsync = promisify(execFile);
-
-async function kubectl(node: NodeCoordinates, args: string[], input?: string): Promise<string> {
-  const child = execFileAsync(node.kubectl, [`--kubeconfig=${node.kubeconfig}`, ...args]);
-  if (input !== undefined) child.child.stdin?.end(input);
-  return (await child).stdout;
-}
 
 describe.skipIf(skipWithout("node"))("a real node: kubelet + containerd + runc inside the run's network namespace", () => {
   const work = mkdtempSync(join(tmpdir(), "kustodia-node-smoke-"));

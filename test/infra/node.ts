@@ -26,6 +26,7 @@ import {
   acquireNodeLock,
   createNetns,
   createNodeCgroup,
+  forgetNodeLockOwner,
   IN_NETNS,
   inNetns,
   NODE_ROOT,
@@ -173,6 +174,7 @@ export async function startNode(ctx: InfraContext): Promise<StartedService<NodeC
     await teardownNodeHost().catch((teardownError: Error) =>
       console.error(`[infra] node teardown after a failed start: ${teardownError.message}`),
     );
+    forgetNodeLockOwner();
     await stopDaemon(lock.pid);
     throw error;
   }
@@ -381,4 +383,5 @@ async function versions(binaries: Binaries, api: (path: string) => Promise<{ bod
 /** Stops the node and removes every trace of it from the host (see teardownNodeHost). */
 export async function stopNode(): Promise<void> {
   await teardownNodeHost();
+  forgetNodeLockOwner();
 }
