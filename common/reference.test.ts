@@ -140,6 +140,19 @@ describe("parseReference: issued references", () => {
     if (!parsed.ok) expect(parsed.error).toContain(reason);
   });
 
+  it("refuses sys/ and auth/ after a Vault namespace prefix too (#13 item 7), not a role named like them", () => {
+    for (const [raw, reserved] of [
+      ["issue:ns1/sys/mounts/pwned?type=kv#x", "sys"],
+      ["issue:ns1/team/auth/token/create?#client_token", "auth"],
+      ["issue:ns1/auth/kubernetes/login?role=x&jwt=y#client_token", "auth"],
+    ]) {
+      const parsed = parseReference(raw as string);
+      expect(parsed.ok, raw).toBe(false);
+      if (!parsed.ok) expect(parsed.error).toContain(`cannot use ${reserved}/ paths`);
+    }
+    expect(parseReference("issue:ns1/pki/issue/sys?common_name=a#certificate").ok).toBe(true);
+  });
+
   it("gives equal issuance keys to equal paths and parameters, whatever their order", () => {
     const a = issued("issue:pki/issue/web?ttl=1h&common_name=x.svc#certificate");
     const b = issued("issue:pki/issue/web?common_name=x.svc&ttl=1h#private_key");

@@ -66,8 +66,38 @@ const PARAMETER_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 /** A parameter value as written: URL-query characters, %XX escapes and placeholders. */
 const PARAMETER_TEXT = /^(?:[A-Za-z0-9\-._~!$'()*+,;:=@/]|%[0-9A-Fa-f]{2}|\{pod\.[A-Za-z]+\})*$/;
 const PLACEHOLDER = /\{(pod\.[A-Za-z]+)\}/g;
-/** Mounts an issued reference may not write to: Vault's own configuration and logins. */
+/**
+ * Mounts an issued reference may not name: Vault's own configuration and logins. A Vault namespace
+ * can prefix the mount (`ns1/sys/...`, `ns1/team/auth/...`), so they are refused in every segment
+ * that could name a mount: all but the last (a mount needs an endpoint after it).
+ */
 const RESERVED_MOUNTS = new Set(["sys", "auth"]);
+
+/**
+ * Types of secrets engine an issued reference may use (`type` in `vault secrets list`): engines that
+ * issue secrets. The shim asks Vault for the mount's type before it issues and refuses any other.
+ */
+export const ISSUING_ENGINE_TYPES: readonly string[] = [
+  "ad",
+  "alicloud",
+  "aws",
+  "azure",
+  "consul",
+  "database",
+  "gcp",
+  "kmip",
+  "kubernetes",
+  "ldap",
+  "mongodbatlas",
+  "nomad",
+  "openldap",
+  "pki",
+  "rabbitmq",
+  "ssh",
+  "terraform",
+  "totp",
+  "transit",
+];
 
 export function isIssued(reference: Reference): reference is IssuedReference {
   return "kind" in reference && reference.kind === "issued";
@@ -146,7 +176,8 @@ function parseIssued(text: string): { reference: IssuedReference } | { error: st
   if (problem) return { error: problem };
   const segments = path.split("/");
   if (segments.length < 2) return { error: `path ${quote(path)} must name a mount and an endpoint, e.g. "pki/issue/<role>"` };
-  if (RESERVED_MOUNTS.has(segments[0] as string)) return { error: `issued references cannot use ${segments[0]}/ paths` };
+  const reserved = segments.slice(0, -1).find((segment) => RESERVED_MOUNTS.has(segment));
+  if (reserved) return { error: `issued references cannot use ${reserved}/ paths (not at the start, nor after a Vault namespace)` };
   const reference: IssuedReference = { kind: "issued", backend: "vault", path, field };
   if (question < 0) return { reference };
   const query = request.slice(question + 1);

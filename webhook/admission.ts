@@ -56,10 +56,20 @@ export function parseReview(body: unknown): ParsedReview {
   return { ok: true, request: request as unknown as AdmissionRequest };
 }
 
+/** What the lookups may use for one request. */
+export interface LookupAccess {
+  /**
+   * Read the namespace's pull secrets: only for a caller proven to be the kube-apiserver (its client
+   * certificate, server.ts), or the operator's own `kustodia` command. Anyone else gets an answer
+   * computed without credentials, which tells them nothing a registry would not.
+   */
+  pullSecrets: boolean;
+}
+
 export interface AdmissionContext {
   settings: MutationSettings & { excludedNamespaces: readonly string[] };
   /** Looks up the images the mutation needs; must not throw (failures are values). */
-  lookupImages: (needs: ImageNeed[], pod: JsonObject, namespace: string) => Promise<Map<string, ImageLookupResult>>;
+  lookupImages: (needs: ImageNeed[], pod: JsonObject, namespace: string, access: LookupAccess) => Promise<Map<string, ImageLookupResult>>;
 }
 
 export type DecisionName = "allowed" | "mutated" | "denied";
@@ -110,7 +120,11 @@ function encodePatch(original: JsonObject, mutated: JsonObject, prepended: JsonO
   return operations.length === 0 ? undefined : Buffer.from(JSON.stringify(operations)).toString("base64");
 }
 
-export async function admit(request: AdmissionRequest, context: AdmissionContext): Promise<AdmissionOutcome> {
+export async function admit(
+  request: AdmissionRequest,
+  context: AdmissionContext,
+  access: LookupAccess = { pullSecrets: false },
+): Promise<AdmissionOutcome> {
   const pod = request.object;
   const namespace = request.namespace ?? stringAt(objectAt(pod, "metadata"), "namespace") ?? "";
   const name = pod ? podDisplayName(pod) : (request.name ?? "");
@@ -128,7 +142,7 @@ export async function admit(request: AdmissionRequest, context: AdmissionContext
   if (context.settings.excludedNamespaces.includes(namespace)) return allow(`namespace ${namespace} is excluded`);
 
   const needs = imagesNeeded(pod, context.settings);
-  const images = needs.length > 0 ? await context.lookupImages(needs, pod, namespace) : new Map<string, ImageLookupResult>();
+  const images = needs.length > 0 ? await context.lookupImages(needs, pod, namespace, access) : new Map<string, ImageLookupResult>();
   const decision = mutatePod(pod, context.settings, images);
   switch (decision.kind) {
     case "skip":

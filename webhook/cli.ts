@@ -79,7 +79,10 @@ async function admissionContext(): Promise<AdmissionContext> {
   return {
     settings,
     lookupImages: createImageLookup({
-      registry: createRegistryClient(settings.registry, createMetrics({ defaultMetrics: false })),
+      // The webhook keeps lookup causes out of denials (and in its debug log); here the user runs the lookup, so they see them.
+      registry: createRegistryClient(settings.registry, createMetrics({ defaultMetrics: false }), {
+        debug: (fields) => process.stderr.write(`Lookup: ${String(fields.image)}: ${String(fields.cause)}\n`),
+      }),
       pullSecrets,
     }),
   };
@@ -127,6 +130,8 @@ async function mutate(file: string, namespace: string, output: string): Promise<
     const outcome = await admit(
       { uid: "kustodia-cli", kind: { group: "", version: "v1", kind: "Pod" }, operation: "CREATE", namespace: podNamespace, object: pod },
       context,
+      // The operator's own command, with the operator's own Kubernetes credentials.
+      { pullSecrets: true },
     );
     for (const warning of outcome.response.warnings ?? []) process.stderr.write(`Warning: ${title}: ${warning}\n`);
     if (!outcome.response.allowed) {
@@ -176,7 +181,9 @@ async function check(file: string, namespace: string, output: string, offline: b
     }
     const needs = imagesNeeded(asAdmittedByApiserver(pod), context.settings);
     const offlineLookups = offline ? notLookedUp(needs) : undefined;
-    const images = offlineLookups?.images ?? (needs.length > 0 ? await context.lookupImages(needs, pod, podNamespace) : new Map());
+    const images =
+      offlineLookups?.images ??
+      (needs.length > 0 ? await context.lookupImages(needs, pod, podNamespace, { pullSecrets: true }) : new Map());
     const report = checkPod(pod, context.settings, images);
     report.notes.push(...(offlineLookups?.notes ?? []));
     reports.push({ object: title, ...report });

@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     );
   }
 
-  const registry = createRegistryClient(settings.registry, metrics);
+  const registry = createRegistryClient(settings.registry, metrics, log);
   let draining = false;
   const app = createApp({
     context: { settings, lookupImages: createImageLookup({ registry, pullSecrets }) },
@@ -72,8 +72,14 @@ async function main(): Promise<void> {
     log,
     bodyLimitBytes: settings.bodyLimitBytes,
     isReady: () => !draining,
+    ...(settings.clientAuth ? { clientAuth: { allowedNames: settings.clientAuth.allowedNames } } : {}),
   });
-  const server = await startServer(app, { ...settings.listen, tls: settings.tls, log });
+  if (pullSecrets && !settings.clientAuth)
+    log.warn(
+      "pull secrets will not be used: no KUSTODIA_CLIENT_CA_FILE, so no caller can prove it is the kube-apiserver (docs/security.md)",
+    );
+  const tls = { ...settings.tls, ...(settings.clientAuth ? { clientCaFile: settings.clientAuth.caFile } : {}) };
+  const server = await startServer(app, { ...settings.listen, tls, log });
   log.info(
     { listen: `${settings.listen.host}:${server.port}`, version: VERSION, delivery: settings.delivery, shimImage: settings.shimImage },
     "kustodia webhook serving",

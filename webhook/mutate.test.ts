@@ -264,6 +264,18 @@ describe("mutatePod: what is added", () => {
     expect(decision.kind === "deny" && decision.message).toContain("already mounts a volume at /kustodia");
   });
 
+  it.each(["//kustodia/kustodia-shim", "/kustodia/./kustodia-shim", "/kustodia/lib/", "/opt/../kustodia"])(
+    "denies a container that mounts a volume at %j, under /kustodia once normalised (#13 item 6)",
+    (mountPath) => {
+      const clash = pod({
+        volumes: [{ name: "fake", configMap: { name: "not-the-shim" } }],
+        containers: [app({ command: ["/a"], volumeMounts: [{ name: "fake", mountPath }] })],
+      });
+      const decision = mutatePod(clash, settings, noImages);
+      expect(decision.kind === "deny" && decision.message).toContain("already mounts a volume at /kustodia");
+    },
+  );
+
   it("mounts the shim image as a volume in image-volume delivery, with no init container", () => {
     const decision = mutatePod(input, { ...settings, delivery: "image-volume" }, noImages);
     if (decision.kind !== "mutate") throw new Error("expected mutation");

@@ -16,6 +16,7 @@ import {
 } from "../common/contract.ts";
 import { ISSUE_PREFIX, isValidEnvName, parseReference, splitList, targetName } from "../common/reference.ts";
 import { boundedWarnings, MAX_MESSAGE_LENGTH, safeText } from "./messages.ts";
+import { isAtOrUnder } from "./mount-path.ts";
 import {
   annotations,
   arrayAt,
@@ -417,10 +418,7 @@ function allContainerNames(spec: JsonObject): Set<string> {
 }
 
 function mountsAtShimPath(container: RawContainer): boolean {
-  return (arrayAt(container, "volumeMounts") ?? []).some((mount) => {
-    const path = stringAt(mount, "mountPath")?.replace(/\/+$/, "");
-    return path === MOUNT_PATH || path?.startsWith(`${MOUNT_PATH}/`) === true;
-  });
+  return (arrayAt(container, "volumeMounts") ?? []).some((mount) => isAtOrUnder(stringAt(mount, "mountPath") ?? "", MOUNT_PATH));
 }
 
 /**

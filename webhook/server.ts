@@ -4,9 +4,11 @@ import { readFileSync, unwatchFile, watchFile } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
+import type { TLSSocket } from "node:tls";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
 import { type AdmissionContext, admit, parseReview, reviewResponse } from "./admission.ts";
+import { type ClientAuth, isVerifiedCaller } from "./caller.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface AppOptions {
@@ -15,13 +17,15 @@ export interface AppOptions {
   log: Logger;
   bodyLimitBytes: number;
   isReady: () => boolean;
+  /** Set when the server asks for client certificates (TlsFiles.clientCaFile). */
+  clientAuth?: ClientAuth;
 }
 
 function sendError(res: Response, status: number, message: string): void {
   res.status(status).json({ error: message });
 }
 
-export function createApp({ context, metrics, log, bodyLimitBytes, isReady }: AppOptions): express.Express {
+export function createApp({ context, metrics, log, bodyLimitBytes, isReady, clientAuth }: AppOptions): express.Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
@@ -58,7 +62,8 @@ export function createApp({ context, metrics, log, bodyLimitBytes, isReady }: Ap
       }
       const { request } = parsed;
       try {
-        const outcome = await admit(request, context);
+        const verifiedCaller = isVerifiedCaller(req.socket as TLSSocket, clientAuth);
+        const outcome = await admit(request, context, { pullSecrets: verifiedCaller });
         const seconds = (performance.now() - started) / 1000;
         metrics.admissions.inc({ decision: outcome.decision });
         metrics.admissionDuration.observe({ decision: outcome.decision }, seconds);
@@ -70,6 +75,7 @@ export function createApp({ context, metrics, log, bodyLimitBytes, isReady }: Ap
             operation: request.operation,
             kind: request.kind.kind,
             dryRun: request.dryRun === true,
+            verifiedCaller,
             decision: outcome.decision,
             ...(outcome.reason ? { reason: outcome.reason } : {}),
             ...(outcome.injected ? { injected: outcome.injected } : {}),
@@ -115,6 +121,8 @@ export function createApp({ context, metrics, log, bodyLimitBytes, isReady }: Ap
 export interface TlsFiles {
   certFile: string;
   keyFile: string;
+  /** CA of the client certificates asked for (not required: health probes come without one). */
+  clientCaFile?: string;
 }
 
 export interface RunningServer {
@@ -124,8 +132,10 @@ export interface RunningServer {
   close: (graceMs?: number) => Promise<void>;
 }
 
-function readTls(files: TlsFiles): { cert: Buffer; key: Buffer } {
-  return { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile) };
+function readTls(files: TlsFiles): { cert: Buffer; key: Buffer; ca?: Buffer; requestCert?: boolean; rejectUnauthorized?: boolean } {
+  const pair = { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile) };
+  if (!files.clientCaFile) return pair;
+  return { ...pair, ca: readFileSync(files.clientCaFile), requestCert: true, rejectUnauthorized: false };
 }
 
 /**
@@ -152,7 +162,8 @@ export async function startServer(
     }
   };
   const interval = options.reloadIntervalMs ?? 2000;
-  for (const file of [tls.certFile, tls.keyFile]) watchFile(file, { interval, persistent: false }, reload);
+  const watched = [tls.certFile, tls.keyFile, ...(tls.clientCaFile ? [tls.clientCaFile] : [])];
+  for (const file of watched) watchFile(file, { interval, persistent: false }, reload);
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -164,7 +175,7 @@ export async function startServer(
   const port = (server.address() as AddressInfo).port;
 
   const close = async (graceMs = 20_000) => {
-    for (const file of [tls.certFile, tls.keyFile]) unwatchFile(file, reload);
+    for (const file of watched) unwatchFile(file, reload);
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     const timer = setTimeout(() => server.closeAllConnections(), graceMs);

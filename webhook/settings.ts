@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { BACKENDS } from "../common/reference.ts";
 import type { JsonObject } from "./pod.ts";
+import { parseNetwork } from "./registry/destinations.ts";
 
 export interface ShimDefaults {
   backend?: string;
@@ -28,7 +29,14 @@ export interface RegistrySettings {
   /** How long a tag → digest answer is trusted; digest-addressed configs are kept for good (LRU). */
   cacheTtlMs: number;
   cacheSize: number;
+  /** Lookups running at once, in all; against one registry; for one admission. */
   concurrency: number;
+  hostConcurrency: number;
+  admissionConcurrency: number;
+  /** Loopback, link-local and private networks (CIDRs) registries, token endpoints and redirects may still be in. */
+  allowedNetworks: string[];
+  /** Token endpoint (realm) hosts allowed besides the registry's own host. */
+  tokenRealmHosts: string[];
   /** Platform for multi-platform images when the pod pins none: `linux/amd64`. */
   defaultPlatform: { os: string; architecture: string; variant?: string };
   /** Extra CA bundle (PEM file) trusted for registries. */
@@ -56,6 +64,11 @@ export interface Settings {
   logLevel: string;
   /** Read pull secrets through the Kubernetes API (needs in-cluster config or KUBECONFIG). */
   pullSecrets: boolean;
+  /**
+   * mTLS on /mutate: a caller whose client certificate this CA signed (and whose CN or DNS SAN is in
+   * `allowedNames`, when any are listed) counts as the kube-apiserver; only its requests use pull secrets.
+   */
+  clientAuth?: { caFile: string; allowedNames: string[] };
 }
 
 export class SettingsError extends Error {
@@ -220,16 +233,27 @@ function registrySettings(env: NodeJS.ProcessEnv, file: Source): RegistrySetting
     }
   }
   const caFile = pick(env, file, "KUSTODIA_REGISTRY_CA_FILE", "registry.caFile")?.value;
-  return {
-    plainHttp: (pick(env, file, "KUSTODIA_REGISTRY_PLAIN_HTTP", "registry.plainHttp")?.value ?? "")
+  const list = (envName: string, fileKey: string) =>
+    (pick(env, file, envName, fileKey)?.value ?? "")
       .split(",")
-      .map((h) => h.trim())
-      .filter(Boolean),
+      .map((item) => item.trim())
+      .filter(Boolean);
+  const allowedNetworks = list("KUSTODIA_REGISTRY_ALLOWED_NETWORKS", "registry.allowedNetworks");
+  for (const network of allowedNetworks) {
+    const parsed = parseNetwork(network);
+    if (!parsed.ok) throw new SettingsError(`KUSTODIA_REGISTRY_ALLOWED_NETWORKS: ${parsed.error}`);
+  }
+  return {
+    plainHttp: list("KUSTODIA_REGISTRY_PLAIN_HTTP", "registry.plainHttp"),
     mirrors,
     timeoutMs: timeout ? parseDuration(timeout.value, timeout.from) : 5000,
     cacheTtlMs: ttl ? parseDuration(ttl.value, ttl.from) : 5 * 60_000,
     cacheSize: positiveInteger(pick(env, file, "KUSTODIA_REGISTRY_CACHE_SIZE", "registry.cacheSize"), 1000),
     concurrency: positiveInteger(pick(env, file, "KUSTODIA_REGISTRY_CONCURRENCY", "registry.concurrency"), 16),
+    hostConcurrency: positiveInteger(pick(env, file, "KUSTODIA_REGISTRY_HOST_CONCURRENCY", "registry.hostConcurrency"), 8),
+    admissionConcurrency: positiveInteger(pick(env, file, "KUSTODIA_REGISTRY_ADMISSION_CONCURRENCY", "registry.admissionConcurrency"), 4),
+    allowedNetworks,
+    tokenRealmHosts: list("KUSTODIA_REGISTRY_TOKEN_REALM_HOSTS", "registry.tokenRealmHosts"),
     defaultPlatform: parsePlatform(platform?.value ?? "linux/amd64", platform?.from ?? "KUSTODIA_DEFAULT_PLATFORM"),
     ...(caFile ? { caFile } : {}),
   };
@@ -252,6 +276,18 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+function clientAuth(env: NodeJS.ProcessEnv, file: Source): Pick<Settings, "clientAuth"> {
+  const caFile = pick(env, file, "KUSTODIA_CLIENT_CA_FILE", "clientAuth.caFile")?.value;
+  const names = pick(env, file, "KUSTODIA_CLIENT_ALLOWED_NAMES", "clientAuth.allowedNames");
+  const allowedNames = (names?.value ?? "")
+    .split(",")
+    .map((name) => name.trim())
+    .filter(Boolean);
+  if (!caFile && allowedNames.length > 0)
+    throw new SettingsError(`${names?.from}: client certificate names need KUSTODIA_CLIENT_CA_FILE, the CA that signs them`);
+  return caFile ? { clientAuth: { caFile, allowedNames } } : {};
 }
 
 export function loadSettings(env: NodeJS.ProcessEnv, shimVersion: string): Readonly<Settings> {
@@ -308,6 +344,7 @@ export function loadSettings(env: NodeJS.ProcessEnv, shimVersion: string): Reado
     bodyLimitBytes: bodyLimit ? parseByteSize(bodyLimit.value, bodyLimit.from) : 8 * 1024 ** 2,
     logLevel: pick(env, file, "KUSTODIA_LOG_LEVEL", "logLevel")?.value ?? "info",
     pullSecrets: pullSecrets === "true" || (pullSecrets === "auto" && Boolean(env.KUBERNETES_SERVICE_HOST || env.KUBECONFIG)),
+    ...clientAuth(env, file),
   };
   if (env.POD_NAMESPACE && !settings.excludedNamespaces.includes(env.POD_NAMESPACE)) settings.excludedNamespaces.push(env.POD_NAMESPACE);
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(settings.logLevel)) {

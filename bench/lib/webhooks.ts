@@ -126,7 +126,9 @@ export function kustodiaWebhook(program: string, name = "kustodia", extraEnv: Re
         KUSTODIA_SHIM_VAULT_AUTH_METHOD: "kubernetes",
         KUSTODIA_LOG_LEVEL: "info",
         POD_NAMESPACE: "kustodia",
-        ...(infra.registry ? { KUSTODIA_REGISTRY_PLAIN_HTTP: infra.registry.plain.host } : {}),
+        ...(infra.registry
+          ? { KUSTODIA_REGISTRY_PLAIN_HTTP: infra.registry.plain.host, KUSTODIA_REGISTRY_ALLOWED_NETWORKS: "127.0.0.0/8" }
+          : {}),
         ...(infra.kube ? { KUBECONFIG: infra.kube.kubeconfig } : { KUSTODIA_PULL_SECRETS: "false" }),
         ...extraEnv,
       };

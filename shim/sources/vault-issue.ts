@@ -5,7 +5,7 @@
 // The answer's `data` holds the fields: strings as they are, lists of strings (PKI `ca_chain`) one per
 // line, anything else as JSON. What the audit record and rotation need comes from the rest: the lease
 // (`lease_id`, `lease_duration`, `renewable`), a certificate's `expiration` and `serial_number`.
-import { type IssuedReference, vaultCommand } from "../../common/reference.ts";
+import { ISSUING_ENGINE_TYPES, type IssuedReference, vaultCommand } from "../../common/reference.ts";
 import type { Log } from "../log.ts";
 import { errorSummary, type HttpAnswer } from "./http.ts";
 import { type Lease, type ReadOptions, type Secret, type SecretInfo, SourceError } from "./source.ts";
@@ -35,10 +35,43 @@ function issuedFieldText(value: unknown): string {
   return Array.isArray(value) && value.every((item) => typeof item === "string") ? value.join("\n") : fieldText(value);
 }
 
+/**
+ * Refuses, before anything is written, a path whose mount is not a secrets engine that issues
+ * secrets. Vault says which mount serves a path, and its type, at sys/internal/ui/mounts/<path>
+ * (any token with some capability under the mount may ask; a Vault namespace in the path or the
+ * namespace header is understood). The mount's path must also start the reference's path: an auth
+ * method's mount is reported without its `auth/` prefix.
+ */
+async function checkIssuingMount(
+  api: VaultApi,
+  token: string,
+  reference: IssuedReference,
+  where: string,
+  timeoutMs: number,
+): Promise<void> {
+  const answer = await api.call("GET", `sys/internal/ui/mounts/${encodePath(reference.path)}`, { token, timeoutMs });
+  if (answer.status === 401 || answer.status === 403 || answer.status === 404)
+    throw new SourceError(
+      "denied",
+      `${where}: no secrets engine the shim's token may use is mounted there (no such mount, or no policy for it)`,
+    );
+  if (answer.status !== 200) throw failure(answer, `${where}: looking up the mount`);
+  const mount = ((answer.json ?? {}) as { data?: { type?: unknown; path?: unknown } }).data ?? {};
+  const type = typeof mount.type === "string" ? mount.type : "";
+  const path = typeof mount.path === "string" ? mount.path : "";
+  if (!ISSUING_ENGINE_TYPES.includes(type) || path === "" || !`${reference.path}/`.startsWith(path)) {
+    throw new SourceError(
+      "config",
+      `${where}: ${JSON.stringify(path || reference.path)} is ${type ? `a ${JSON.stringify(type)} mount` : "no secrets engine"}; issued references may only use engines that issue secrets (${ISSUING_ENGINE_TYPES.join(", ")})`,
+    );
+  }
+}
+
 export async function issue(api: VaultApi, token: string, reference: IssuedReference, options: ReadOptions, log: Log): Promise<Secret> {
   const write = reference.parameters !== undefined;
   const body = write ? Object.fromEntries((reference.parameters ?? []).map(({ name, value }) => [name, value])) : undefined;
   const where = vaultCommand(reference);
+  await checkIssuingMount(api, token, reference, where, options.timeoutMs);
   const answer = await api.call(write ? "POST" : "GET", encodePath(reference.path), { token, body, timeoutMs: options.timeoutMs });
   if (answer.status !== 200) {
     const hint =

@@ -14,6 +14,9 @@ import type { Log } from "../log.ts";
 import { errorSummary } from "./http.ts";
 import { type Lease, type ReadOptions, type Secret, type SecretSource, SourceError } from "./source.ts";
 import { createVaultApi, type VaultApi } from "./vault-api.ts";
+
+type VaultAnswer = Awaited<ReturnType<VaultApi["call"]>>;
+
 import { VaultSession } from "./vault-auth.ts";
 
 interface KvMount {
@@ -34,6 +37,13 @@ export function describeKvSecret(reference: SecretReference, kvMount: string): s
   return `vault secret ${JSON.stringify(reference.path)}${version} in mount ${kvMount}/`;
 }
 
+/** Whether a read answered as a KV v2 mount answers: the fields beside metadata with a version. */
+function isKvV2Answer(answer: VaultAnswer): boolean {
+  if (answer.status !== 200) return false;
+  const data = (answer.json as { data?: { data?: unknown; metadata?: { version?: unknown } | null } } | undefined)?.data;
+  return typeof data?.data === "object" && typeof data.metadata?.version === "number";
+}
+
 /** How a KV field value reaches the env. */
 export function fieldText(value: unknown): string {
   if (typeof value === "string") return value;
@@ -47,6 +57,8 @@ export class VaultSource implements SecretSource {
   readonly #vault: VaultConfig;
   readonly #log: Log;
   #kvMount: Promise<KvMount> | undefined;
+  /** The detected mount, once the detection has answered. */
+  #kvMountKnown: KvMount | undefined;
   /** Whether a lease was issued under the shim's own login (release then revokes the token). */
   #leased = false;
 
@@ -121,16 +133,38 @@ export class VaultSource implements SecretSource {
   }
 
   async #readWith(token: string, reference: SecretReference, options: ReadOptions): Promise<Secret> {
-    const kv = await this.#mount(token, options.timeoutMs);
+    const known = this.#kvMountKnown;
+    if (known) return this.#secretFrom(await this.#get(token, known, reference, options.timeoutMs), known, reference);
+    // The mount is not known yet. The read of the common case (a KV v2 mount exactly at the configured
+    // path) goes out first and the detection beside it, instead of one after the other: an answer
+    // shaped as KV v2 answers (data.data beside data.metadata.version) settles it one round trip
+    // sooner. Any other answer waits for the detection, and is used only if the detection agrees.
+    const guess: KvMount = { mount: this.#vault.kvMount, prefix: "", version: 2 };
+    const speculative = this.#get(token, guess, reference, options.timeoutMs).catch((error: unknown) => error as Error);
+    const detection = this.#mount(token, options.timeoutMs);
+    detection.catch(() => {}); // awaited below only when the guess did not settle it
+    const early = await speculative;
+    if (!(early instanceof Error) && isKvV2Answer(early)) return this.#secretFrom(early, guess, reference);
+    const kv = await detection;
     if (reference.version !== undefined && kv.version === 1) {
       throw new SourceError("malformed", `mount ${kv.mount}/ is KV version 1, which has no versions: drop "@${reference.version}"`);
     }
+    const guessed = kv.mount === guess.mount && kv.prefix === "" && kv.version === 2;
+    const answer = guessed ? early : await this.#get(token, kv, reference, options.timeoutMs);
+    if (answer instanceof Error) throw answer;
+    return this.#secretFrom(answer, kv, reference);
+  }
+
+  #get(token: string, kv: KvMount, reference: SecretReference, timeoutMs: number): Promise<VaultAnswer> {
     const secretPath = encodePath(`${kv.prefix}${reference.path}`);
     const path =
       kv.version === 2
         ? `${kv.mount}/data/${secretPath}${reference.version === undefined ? "" : `?version=${reference.version}`}`
         : `${kv.mount}/${secretPath}`;
-    const answer = await this.#api.call("GET", path, { token, timeoutMs: options.timeoutMs });
+    return this.#api.call("GET", path, { token, timeoutMs });
+  }
+
+  #secretFrom(answer: VaultAnswer, kv: KvMount, reference: SecretReference): Secret {
     const where = `${this.describe(reference)} (KV v${kv.version})`;
     if (answer.status === 404) throw new SourceError("missing", `not found: ${where}`);
     if (answer.status === 403 || answer.status === 401) {
@@ -154,10 +188,16 @@ export class VaultSource implements SecretSource {
   }
 
   #mount(token: string, timeoutMs: number): Promise<KvMount> {
-    this.#kvMount ??= this.#detectMount(token, timeoutMs).catch((error: unknown) => {
-      this.#kvMount = undefined;
-      throw error;
-    });
+    this.#kvMount ??= this.#detectMount(token, timeoutMs).then(
+      (mount) => {
+        this.#kvMountKnown = mount;
+        return mount;
+      },
+      (error: unknown) => {
+        this.#kvMount = undefined;
+        throw error;
+      },
+    );
     return this.#kvMount;
   }
 

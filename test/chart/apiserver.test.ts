@@ -26,6 +26,7 @@ import { runShim } from "../shim/harness.ts";
 import { type RunningWebhook, startWebhook } from "../webhook/harness.ts";
 import {
   chartDir,
+  chartTlsFiles,
   createObject,
   ensureObject,
   helm,
@@ -179,7 +180,7 @@ describe.skipIf(skipWithout("kube", "helm", "openbao", "registry"))("kustodia th
         logLevel: "debug",
       },
       tls: { extraIpAddresses: ["127.0.0.1"] },
-      registry: { plainHttp: [service("registry").plain.host] },
+      registry: { plainHttp: [service("registry").plain.host], allowedNetworks: ["127.0.0.0/8"] },
       shim: {
         image: { repository: "registry.example/kustodia/kustodia-shim" },
         defaults: {
@@ -204,16 +205,7 @@ describe.skipIf(skipWithout("kube", "helm", "openbao", "registry"))("kustodia th
     }
 
     // The TLS pair the chart made, from the apiserver, for the webhook to serve with.
-    const secret = await kubeRequest<{ data: Record<string, string> }>(
-      kube,
-      "GET",
-      `/api/v1/namespaces/${systemNamespace}/secrets/${release}-kustodia-tls`,
-    );
-    expect(secret.status).toBe(200);
-    tls = { caFile: join(dir, "ca.crt"), certFile: join(dir, "tls.crt"), keyFile: join(dir, "tls.key") };
-    writeFileSync(tls.caFile, Buffer.from(secret.body.data["ca.crt"] as string, "base64"));
-    writeFileSync(tls.certFile, Buffer.from(secret.body.data["tls.crt"] as string, "base64"));
-    writeFileSync(tls.keyFile, Buffer.from(secret.body.data["tls.key"] as string, "base64"), { mode: 0o600 });
+    tls = await chartTlsFiles(kube, release, systemNamespace, dir);
 
     // The env the chart's Deployment gives the webhook, but listening where webhook.url points.
     const manifest = await helm(service("helm").binary, ["get", "manifest", release, "--namespace", systemNamespace], kube);

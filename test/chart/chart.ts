@@ -216,3 +216,23 @@ export function webhookSettings(objects: KubeObject[]): Readonly<Settings> {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** The TLS pair the chart made (its Secret `<release>-kustodia-tls`), written to `dir` for the webhook to serve with. */
+export async function chartTlsFiles(
+  kube: KubeCoordinates,
+  release: string,
+  namespace: string,
+  dir: string,
+): Promise<{ caFile: string; certFile: string; keyFile: string }> {
+  const secret = await kubeRequest<{ data: Record<string, string> }>(
+    kube,
+    "GET",
+    `/api/v1/namespaces/${namespace}/secrets/${release}-kustodia-tls`,
+  );
+  if (secret.status !== 200) throw new Error(`reading the chart's TLS Secret: HTTP ${secret.status}`);
+  const files = { caFile: join(dir, "ca.crt"), certFile: join(dir, "tls.crt"), keyFile: join(dir, "tls.key") };
+  writeFileSync(files.caFile, Buffer.from(secret.body.data["ca.crt"] as string, "base64"));
+  writeFileSync(files.certFile, Buffer.from(secret.body.data["tls.crt"] as string, "base64"));
+  writeFileSync(files.keyFile, Buffer.from(secret.body.data["tls.key"] as string, "base64"), { mode: 0o600 });
+  return files;
+}

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { VERSION } from "../../common/version.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { findObject, type KubeObject, renderChart, type Values, webhookSettings } from "./chart.ts";
-import { everythingValues } from "./values.ts";
+import { CA_PEM, everythingValues } from "./values.ts";
 
 const KUBE_VERSION = "1.30.0";
 
@@ -57,22 +57,49 @@ describe.skipIf(skipWithout("helm"))("helm template charts/kustodia", () => {
     expect(findObject(objects, "ServiceAccount").automountServiceAccountToken).toBe(false);
   });
 
-  it("grants only get on secrets and serviceaccounts when pull secrets are on", async () => {
-    const clusterWide = await render({ registry: { pullSecrets: { enabled: true } } });
+  it("grants only get on secrets, serviceaccounts and namespaces when pull secrets are on", async () => {
+    const clientAuth = { caBundle: CA_PEM };
+    const clusterWide = await render({ registry: { pullSecrets: { enabled: true } }, webhook: { clientAuth } });
     expect(findObject(clusterWide, "ClusterRole").rules).toEqual([
-      { apiGroups: [""], resources: ["secrets", "serviceaccounts"], verbs: ["get"] },
+      { apiGroups: [""], resources: ["secrets", "serviceaccounts", "namespaces"], verbs: ["get"] },
     ]);
     expect(findObject(clusterWide, "ClusterRoleBinding").subjects).toEqual([
       { kind: "ServiceAccount", name: "kustodia", namespace: "kustodia" },
     ]);
     expect(findObject(clusterWide, "Deployment").spec.template.spec.automountServiceAccountToken).toBe(true);
+  });
 
-    const listed = await render({ registry: { pullSecrets: { enabled: true, namespaces: ["team-a", "team-b"] } } });
-    expect(listed.filter((object) => object.kind === "ClusterRoleBinding")).toEqual([]);
-    expect(listed.filter((object) => object.kind === "RoleBinding").map((object) => object.metadata.namespace)).toEqual([
-      "team-a",
-      "team-b",
+  it("scopes pull-secret RBAC to the listed namespaces: a Role each, and get on those Namespaces only (#13 item 1)", async () => {
+    const listed = await render({
+      registry: { pullSecrets: { enabled: true, namespaces: ["team-a", "team-b"] } },
+      webhook: { clientAuth: { caBundle: CA_PEM } },
+    });
+    expect(findObject(listed, "ClusterRole").rules).toEqual([
+      { apiGroups: [""], resources: ["namespaces"], resourceNames: ["team-a", "team-b"], verbs: ["get"] },
     ]);
+    const roles = listed.filter((object) => object.kind === "Role");
+    expect(roles.map((object) => object.metadata.namespace)).toEqual(["team-a", "team-b"]);
+    for (const role of roles) expect(role.rules).toEqual([{ apiGroups: [""], resources: ["secrets", "serviceaccounts"], verbs: ["get"] }]);
+    const bindings = listed.filter((object) => object.kind === "RoleBinding");
+    expect(bindings.map((object) => [object.metadata.namespace, object.roleRef.kind])).toEqual([
+      ["team-a", "Role"],
+      ["team-b", "Role"],
+    ]);
+  });
+
+  it("refuses pull secrets without client certificate authentication of the kube-apiserver (#13 item 1)", async () => {
+    await expect(render({ registry: { pullSecrets: { enabled: true } } })).rejects.toThrow(
+      /registry.pullSecrets.enabled needs webhook.clientAuth.caBundle/,
+    );
+    const objects = await render({
+      registry: { pullSecrets: { enabled: true } },
+      webhook: { clientAuth: { caBundle: CA_PEM, allowedNames: ["kube-apiserver-webhook-client"] } },
+    });
+    expect(findObject(objects, "ConfigMap").data["client-ca.crt"]).toContain("BEGIN CERTIFICATE");
+    expect(webhookSettings(objects).clientAuth).toEqual({
+      caFile: "/etc/kustodia/config/client-ca.crt",
+      allowedNames: ["kube-apiserver-webhook-client"],
+    });
   });
 
   it("runs the webhook as a PSS-restricted, read-only, highly available Deployment", async () => {
@@ -136,6 +163,7 @@ describe.skipIf(skipWithout("helm"))("helm template charts/kustodia", () => {
       bodyLimitBytes: 4 * 1024 ** 2,
       logLevel: "debug",
       pullSecrets: true,
+      clientAuth: { caFile: "/etc/kustodia/config/client-ca.crt", allowedNames: ["kube-apiserver-webhook-client", "apiserver.example"] },
     });
     const mounts = webhookContainer(objects).volumeMounts as { mountPath: string }[];
     expect(mounts.map((mount) => mount.mountPath)).toEqual(expect.arrayContaining(["/etc/kustodia/tls", "/etc/kustodia/config"]));

@@ -1,7 +1,7 @@
 // Named sets of chart values: the matrix that the lint and server-side dry-run tests go through.
 import type { Values } from "./chart.ts";
 
-const CA_PEM = [
+export const CA_PEM = [
   "-----BEGIN CERTIFICATE-----",
   "MIIBdzCCAR2gAwIBAgIUFakeRegistryCaForRenderingOnly0wCgYIKoZIzj0EAwIw",
   "-----END CERTIFICATE-----",
@@ -54,6 +54,7 @@ export function everythingValues(namespace: string): Values {
       bodyLimit: "4Mi",
       logLevel: "debug",
       extraEnv: [{ name: "NODE_OPTIONS", value: "--max-old-space-size=192" }],
+      clientAuth: { caBundle: CA_PEM, allowedNames: ["kube-apiserver-webhook-client", "apiserver.example"] },
     },
     validatingAdmissionPolicy: { enabled: true },
     tls: { mode: "self-signed", selfSigned: { validityDays: 365 }, extraDnsNames: ["kustodia.example"], extraIpAddresses: ["10.0.0.10"] },
@@ -103,10 +104,16 @@ export const matrix: MatrixRow[] = [
       tls: { mode: "cert-manager", certManager: { issuerRef: { name: "corp-ca", kind: "ClusterIssuer", group: "cert-manager.io" } } },
     }),
   },
-  { name: "pull secrets on, cluster-wide", values: () => ({ registry: { pullSecrets: { enabled: true } } }) },
+  {
+    name: "pull secrets on, cluster-wide",
+    values: () => ({ registry: { pullSecrets: { enabled: true } }, webhook: { clientAuth: { caBundle: CA_PEM } } }),
+  },
   {
     name: "pull secrets on, listed namespaces",
-    values: (namespace) => ({ registry: { pullSecrets: { enabled: true, namespaces: [namespace] } } }),
+    values: (namespace) => ({
+      registry: { pullSecrets: { enabled: true, namespaces: [namespace] } },
+      webhook: { clientAuth: { caBundle: CA_PEM, allowedNames: ["kube-apiserver-webhook-client"] } },
+    }),
   },
   { name: "ServiceMonitor on", values: () => ({ serviceMonitor: { enabled: true } }) },
   {

@@ -58,6 +58,7 @@ async function admit(object: KubeObject, namespace: string): Promise<{ allowed: 
 
 const NOT_PROCESSED = "was not processed by the kustodia webhook";
 const NOT_SHIMMED = "do not run /kustodia/kustodia-shim from the kustodia volume";
+const STRAY_MOUNT = "mount something else at or under /kustodia";
 
 describe.skipIf(skipWithout("kube", "helm"))("the ValidatingAdmissionPolicy backstop in the kube-apiserver", () => {
   beforeAll(async () => {
@@ -232,6 +233,51 @@ describe.skipIf(skipWithout("kube", "helm"))("the ValidatingAdmissionPolicy back
       allowed: false,
       message: 'kustodia.io/status is "done"',
     },
+    // #13 item 6: the shim must be the configured shim image, and nothing may cover it.
+    {
+      name: "a hand-written injected status with a foreign install image (#13 item 6)",
+      make: () =>
+        // Everything as the webhook writes it (status included), but the installer's image.
+        edit(mutated(pod("foreign-installer", optedIn)), (copy) => {
+          copy.spec.initContainers[0].image = "attacker.example/not-the-shim:1";
+        }),
+      allowed: false,
+      message: `container(s) app ${NOT_SHIMMED}`,
+    },
+    {
+      name: "a ConfigMap file over /kustodia/kustodia-shim (#13 item 6)",
+      make: () =>
+        edit(mutated(pod("configmap-over-shim", optedIn)), (copy) => {
+          copy.spec.volumes.push({ name: "fake-shim", configMap: { name: "fake-shim" } });
+          copy.spec.containers[0].volumeMounts.push({ name: "fake-shim", mountPath: "/kustodia/kustodia-shim", subPath: "shim" });
+        }),
+      allowed: false,
+      message: `container(s) app ${STRAY_MOUNT}`,
+    },
+    ...["//kustodia/kustodia-shim", "/kustodia/./lib/", "/opt/../kustodia"].map((mountPath) => ({
+      name: `a volume mounted at ${JSON.stringify(mountPath)}, under /kustodia once normalised (#13 item 6)`,
+      make: () =>
+        edit(mutated(pod("odd-path", optedIn)), (copy) => {
+          copy.spec.volumes.push({ name: "fake-shim", emptyDir: {} });
+          copy.spec.containers[0].volumeMounts.push({ name: "fake-shim", mountPath });
+        }),
+      allowed: false,
+      message: `container(s) app ${STRAY_MOUNT}`,
+    })),
+    {
+      name: "an init container that mounts the shim volume writable elsewhere (#13 item 6)",
+      make: () =>
+        edit(mutated(pod("overwriter", optedIn)), (copy) => {
+          copy.spec.initContainers.push({
+            name: "overwrite",
+            image: "registry.example/app:1",
+            command: ["cp", "/fake", "/mnt/shim/kustodia-shim"],
+            volumeMounts: [{ name: "kustodia", mountPath: "/mnt/shim" }],
+          });
+        }),
+      allowed: false,
+      message: `container(s) overwrite ${STRAY_MOUNT}`,
+    },
     {
       name: "an image-volume mutation where the chart delivers by copy",
       make: () => mutated(pod("image-volume", optedIn), "image-volume"),
@@ -249,6 +295,15 @@ describe.skipIf(skipWithout("kube", "helm"))("the ValidatingAdmissionPolicy back
   it("image-volume delivery: admits the webhook's image-volume mutation", async () => {
     const answer = await admit(mutated(pod("image-volume", optedIn), "image-volume"), namespaceFor("image-volume"));
     expect(answer.allowed, answer.message).toBe(true);
+  });
+
+  it("image-volume delivery: refuses an image volume of another image than the shim (#13 item 6)", async () => {
+    const foreign = edit(mutated(pod("foreign-volume", optedIn), "image-volume"), (copy) => {
+      copy.spec.volumes[0].image.reference = "attacker.example/not-the-shim:1";
+    });
+    const answer = await admit(foreign, namespaceFor("image-volume"));
+    expect(answer.message).toContain(`container(s) app ${NOT_SHIMMED}`);
+    expect(answer.allowed).toBe(false);
   });
 
   it("image-volume delivery: still admits the copy mutation of pods made before a switch", async () => {

@@ -25,8 +25,8 @@ const blocksOf = new Map(PAGES.map((page) => [page, shellBlocks(page, readFileSy
 const allBlocks = [...blocksOf.values()].flat();
 const where = (block: ShellBlock) => `${block.file}:${block.line}`;
 
-/** What a not-run block may contain: only commands that need a cluster (or would disturb the test run). */
-const CLUSTER_ONLY = /\bkubectl\b|\bhelm (install|upgrade|uninstall)\b|\bnpm ci\b/;
+/** What a not-run block may contain: only commands that need a cluster, or would disturb the test run (npm ci, the rehearsal that purges packages). */
+const CLUSTER_ONLY = /\bkubectl\b|\bhelm (install|upgrade|uninstall)\b|\bnpm ci\b|\bfresh-machine\.sh\b/;
 const NEEDS = {
   openbao: /(^|[\s;|&(])bao\s/m,
   kube: /\$(KUBE_HOST|KUBE_CA_FILE|REVIEWER_JWT)\b|"\$\{?(KUBE_HOST|KUBE_CA_FILE|REVIEWER_JWT)/,

@@ -56,6 +56,50 @@ export function getJson(url: string, token: string, ca: string): Promise<{ statu
   });
 }
 
+/**
+ * The apiserver's client certificate for admission webhooks: an AdmissionConfiguration whose
+ * kubeConfigFile gives it to every webhook (`*`), signed by a CA of its own that webhooks can trust.
+ */
+async function webhookClientIdentity(dir: string): Promise<{ configFile: string; identity: KubeCoordinates["webhookClient"] }> {
+  const name = "kube-apiserver-webhook-client";
+  const ca = await makeCertificateAuthority(dir, "webhook-client");
+  const leaf = await makeLeafCertificate(ca, dir, name, [`DNS:${name}`], "clientAuth");
+  const kubeconfig = join(dir, "webhook-client.kubeconfig");
+  writeFileSync(
+    kubeconfig,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      "users:",
+      '- name: "*"',
+      "  user:",
+      `    client-certificate: ${leaf.certFile}`,
+      `    client-key: ${leaf.keyFile}`,
+      "",
+    ].join("\n"),
+  );
+  const configFile = join(dir, "admission-config.yaml");
+  const plugin = (pluginName: string) => [
+    `- name: ${pluginName}`,
+    "  configuration:",
+    "    apiVersion: apiserver.config.k8s.io/v1",
+    "    kind: WebhookAdmissionConfiguration",
+    `    kubeConfigFile: ${kubeconfig}`,
+  ];
+  writeFileSync(
+    configFile,
+    [
+      "apiVersion: apiserver.config.k8s.io/v1",
+      "kind: AdmissionConfiguration",
+      "plugins:",
+      ...plugin("MutatingAdmissionWebhook"),
+      ...plugin("ValidatingAdmissionWebhook"),
+      "",
+    ].join("\n"),
+  );
+  return { configFile, identity: { caFile: ca.certFile, certFile: leaf.certFile, keyFile: leaf.keyFile, name } };
+}
+
 function writeKubeconfig(file: string, server: string, caFile: string, token: string): void {
   const ca = readFileSync(caFile).toString("base64");
   writeFileSync(
@@ -92,11 +136,12 @@ export async function startKube(ctx: InfraContext): Promise<StartedService<KubeC
   mkdirSync(dir, { recursive: true });
 
   const ca = await makeCertificateAuthority(dir, "kube");
-  const [serving, serviceAccountKey, etcdStarted, port] = await Promise.all([
+  const [serving, serviceAccountKey, etcdStarted, port, webhookClient] = await Promise.all([
     makeLeafCertificate(ca, dir, "apiserver", ["IP:127.0.0.1", "DNS:localhost", "DNS:kubernetes.default.svc"]),
     makeRsaKeyPair(dir, "service-account"),
     startEtcd(ctx, etcd),
     freePort(),
+    webhookClientIdentity(dir),
   ]);
   const adminToken = randomBytes(24).toString("hex");
   const tokenFile = join(dir, "tokens.csv");
@@ -116,6 +161,7 @@ export async function startKube(ctx: InfraContext): Promise<StartedService<KubeC
       `--tls-private-key-file=${serving.keyFile}`,
       `--client-ca-file=${ca.certFile}`,
       `--token-auth-file=${tokenFile}`,
+      `--admission-control-config-file=${webhookClient.configFile}`,
       "--authorization-mode=RBAC",
       `--service-account-issuer=${SERVICE_ACCOUNT_ISSUER}`,
       `--service-account-key-file=${serviceAccountKey.publicKeyFile}`,
@@ -154,6 +200,7 @@ export async function startKube(ctx: InfraContext): Promise<StartedService<KubeC
       version: version.gitVersion,
       etcdVersion: /etcd Version: (\S+)/.exec(etcdVersionOut)?.[1] ?? etcdVersionOut.trim(),
       serviceAccountIssuer: SERVICE_ACCOUNT_ISSUER,
+      webhookClient: webhookClient.identity,
     },
     daemons: [etcdStarted.daemon, daemon],
   };

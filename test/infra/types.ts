@@ -109,6 +109,8 @@ export interface KubeCoordinates {
   etcdVersion: string;
   /** Service-account issuer, for OpenBao kubernetes auth configuration. */
   serviceAccountIssuer: string;
+  /** The client certificate the apiserver presents to admission webhooks (CN and DNS SAN `name`), and its own CA. */
+  webhookClient: { caFile: string; certFile: string; keyFile: string; name: string };
 }
 
 /**

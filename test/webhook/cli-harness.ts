@@ -18,5 +18,5 @@ export function entrypointCmdImage(): { image: RegistryImage; env: Record<string
   const registry = service("registry");
   const image = registry.images.entrypointCmd;
   if (!image) throw new Error("no entrypointCmd image in the test registry");
-  return { image, env: { KUSTODIA_REGISTRY_PLAIN_HTTP: registry.plain.host } };
+  return { image, env: { KUSTODIA_REGISTRY_PLAIN_HTTP: registry.plain.host, KUSTODIA_REGISTRY_ALLOWED_NETWORKS: "127.0.0.0/8" } };
 }

@@ -714,6 +714,7 @@ describe.skipIf(skipWithout("registry"))("the webhook program on the realistic-p
     webhook = await startWebhook({
       env: {
         KUSTODIA_REGISTRY_PLAIN_HTTP: plainHost,
+        KUSTODIA_REGISTRY_ALLOWED_NETWORKS: "127.0.0.0/8",
         KUSTODIA_REGISTRY_MIRRORS: MIRRORED.map((registryName) => `${registryName}=${plainHost}`).join(","),
         KUSTODIA_SHIM_VAULT_ADDR: VAULT_ADDR,
         KUSTODIA_SHIM_BACKEND: "vault",

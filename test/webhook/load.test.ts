@@ -35,7 +35,13 @@ describe.skipIf(skipWithout("registry"))("webhook under load", () => {
       const registry = service("registry");
       const image = registry.images.entrypointCmd;
       if (!image) throw new Error("no entrypointCmd test image");
-      const webhook = await startWebhook({ env: { KUSTODIA_REGISTRY_PLAIN_HTTP: registry.plain.host, KUSTODIA_LOG_LEVEL: "info" } });
+      const webhook = await startWebhook({
+        env: {
+          KUSTODIA_REGISTRY_PLAIN_HTTP: registry.plain.host,
+          KUSTODIA_REGISTRY_ALLOWED_NETWORKS: "127.0.0.0/8",
+          KUSTODIA_LOG_LEVEL: "info",
+        },
+      });
       const dir = mkdtempSync(join(tmpdir(), "kustodia-load-"));
       try {
         const nextCa = await makeCertificateAuthority(dir, "next");

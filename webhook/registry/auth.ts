@@ -2,10 +2,14 @@
 // a token endpoint gives a token for a repository scope, with Basic credentials, an OAuth2 refresh
 // token, or anonymously) and Basic auth. Tokens are cached per endpoint, scope and credential until
 // they expire; hosts' challenges are remembered so that later lookups can send a token at once.
+// The registry names its token endpoint (the realm), so a realm is followed only over https (or a
+// host listed as plain HTTP) and only on the registry's own host, Docker Hub's auth host for the
+// Docker Hub, or a host the operator listed: else a hostile registry points it anywhere.
 import { createHash } from "node:crypto";
 import { createLru, createTtlLru } from "./cache.ts";
 import type { RegistryCredential } from "./credentials.ts";
 import type { HttpResponse, Transport } from "./http.ts";
+import { tokenRealmOf } from "./image-name.ts";
 
 export interface Challenge {
   /** Lower case: `bearer`, `basic`. */
@@ -57,6 +61,8 @@ export interface AuthenticatorOptions {
   cacheSize: number;
   /** Hosts reached over plain HTTP: the only plain-HTTP token endpoints credentials are sent to. */
   plainHttp: readonly string[];
+  /** Token endpoint hosts allowed besides the registry's own (`gitlab.com` for `registry.gitlab.com`). */
+  tokenRealmHosts: readonly string[];
   maxBytes: number;
 }
 
@@ -101,7 +107,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
         const token =
           credential?.registryToken ??
           cachedToken(challenge, scope, credential) ??
-          (await fetchToken(challenge, scope, credential, signal));
+          (await fetchToken(host, challenge, scope, credential, signal));
         const authorization = token === undefined ? {} : { authorization: `Bearer ${token}` };
         yield credential ? { ...authorization, credential } : authorization;
       }
@@ -115,12 +121,13 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
 
   /** A token for the scope, or undefined when the endpoint rejected the credential. */
   async function fetchToken(
+    host: string,
     challenge: Challenge,
     scope: string,
     credential: RegistryCredential | undefined,
     signal: AbortSignal,
   ): Promise<string | undefined> {
-    const realm = tokenEndpoint(challenge, credential);
+    const realm = tokenEndpoint(host, challenge);
     const response = await options.transport.send({
       ...tokenRequest(realm, challenge, scope, credential),
       signal,
@@ -136,18 +143,24 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     return token;
   }
 
-  function tokenEndpoint(challenge: Challenge, credential: RegistryCredential | undefined): URL {
+  function tokenEndpoint(host: string, challenge: Challenge): URL {
     let realm: URL;
     try {
       realm = new URL(challenge.params.realm ?? "");
     } catch {
       throw new TokenEndpointError(`the registry's Bearer challenge has no usable realm (${JSON.stringify(challenge.params.realm ?? "")})`);
     }
-    if (realm.protocol !== "https:" && realm.protocol !== "http:")
-      throw new TokenEndpointError(`the token endpoint ${realm.href} is not http(s)`);
-    if (credential && realm.protocol === "http:" && !options.plainHttp.includes(realm.host)) {
+    const plainAllowed = realm.protocol === "http:" && options.plainHttp.includes(realm.host);
+    if (realm.protocol !== "https:" && !plainAllowed) {
       throw new TokenEndpointError(
-        `the token endpoint ${realm.origin} is plain HTTP, and kustodia sends no credentials there in clear text (list ${realm.host} in KUSTODIA_REGISTRY_PLAIN_HTTP to allow it)`,
+        `the token endpoint ${realm.origin} is not https (list ${realm.host} in KUSTODIA_REGISTRY_PLAIN_HTTP if it is a trusted plain-HTTP endpoint)`,
+      );
+    }
+    const registryHost = new URL(`https://${host}`).hostname;
+    const allowed = [registryHost, tokenRealmOf(registryHost), ...options.tokenRealmHosts];
+    if (!allowed.includes(realm.hostname) && !options.tokenRealmHosts.includes(realm.host)) {
+      throw new TokenEndpointError(
+        `the token endpoint ${realm.origin} is not on the registry's host ${registryHost} (list ${realm.hostname} in KUSTODIA_REGISTRY_TOKEN_REALM_HOSTS if this registry's tokens come from there)`,
       );
     }
     return realm;

@@ -1,7 +1,9 @@
 // The webhook's image ENTRYPOINT/CMD lookup over the OCI Distribution API: tag → digest (HEAD),
 // index → platform manifest → config blob, each checked against its digest. Mirrors are tried
-// before the registry itself; answers are cached (tags for a while, content by digest for good);
-// identical concurrent lookups share one; each lookup has one deadline. Errors come back as values.
+// before the registry itself; answers are cached (tags for a while, content by digest for good),
+// each under the credentials of the endpoint that gave it; identical concurrent lookups share one;
+// lookups take fair slots (slots.ts) and each has one deadline, counted from when its slot is
+// granted. Errors come back as values; their network detail goes to the debug log only.
 import { createHash } from "node:crypto";
 import type { Metrics } from "../metrics.ts";
 import type { ImageConfig, ImageLookupResult, Platform } from "../mutate.ts";
@@ -9,11 +11,13 @@ import type { RegistrySettings } from "../settings.ts";
 import { createAuthenticator } from "./auth.ts";
 import { createLru, createTtlLru } from "./cache.ts";
 import { credentialsFor, type RegistryCredential } from "./credentials.ts";
+import { createDestinationPolicy } from "./destinations.ts";
 import { createTransport } from "./http.ts";
 import { formatImageName, type ImageName, manifestReference, parseImageName } from "./image-name.ts";
 import { ContentError, MANIFEST_ACCEPT, type Manifest, readImageConfig, readManifest, sha256Digest, verifyDigest } from "./manifest.ts";
 import { formatPlatform, normalizePlatform, selectPlatform } from "./platform.ts";
-import { createSession, LookupError, type Session, type SessionContext } from "./session.ts";
+import { createSession, LookupError, type Session, type SessionContext, unreadable } from "./session.ts";
+import { createSlots } from "./slots.ts";
 
 export type { RegistryCredential } from "./credentials.ts";
 
@@ -22,6 +26,21 @@ export interface ImageConfigOptions {
   architecture?: string;
   /** The pod's pull-secret credentials; those matching the registry are tried in order. */
   credentials: readonly RegistryCredential[];
+  /** Any value standing for the admission the lookup is for: lookups of one admission share its slots. */
+  admission?: unknown;
+}
+
+/** Where failures' network detail goes (the webhook's logger at debug level). */
+export interface RegistryLog {
+  debug(fields: Record<string, unknown>, message: string): void;
+}
+
+/** One place a lookup may be answered: a mirror or the registry, with the pod's credentials for it. */
+interface Endpoint {
+  host: string;
+  candidates: RegistryCredential[];
+  /** The cache scope of answers from here: the fingerprint of `candidates`. */
+  scope: string;
 }
 
 export interface RegistryClient {
@@ -39,61 +58,106 @@ interface Resolved {
   manifest?: Manifest;
 }
 
-export function createRegistryClient(settings: RegistrySettings, metrics: Metrics): RegistryClient {
-  const transport = createTransport({ concurrency: settings.concurrency, ...(settings.caFile ? { caFile: settings.caFile } : {}) });
+export function createRegistryClient(
+  settings: RegistrySettings,
+  metrics: Metrics,
+  log: RegistryLog = { debug: () => undefined },
+): RegistryClient {
+  const transport = createTransport({
+    destinations: createDestinationPolicy(settings.allowedNetworks),
+    ...(settings.caFile ? { caFile: settings.caFile } : {}),
+  });
   const authenticator = createAuthenticator({
     transport,
     cacheSize: settings.cacheSize,
     plainHttp: settings.plainHttp,
+    tokenRealmHosts: settings.tokenRealmHosts,
     maxBytes: MAX_DOCUMENT_BYTES,
+  });
+  const slots = createSlots({
+    total: settings.concurrency,
+    perHost: settings.hostConcurrency,
+    perAdmission: settings.admissionConcurrency,
   });
   const tags = createTtlLru<string>(settings.cacheSize, settings.cacheTtlMs);
   const configs = createLru<ImageConfig>(settings.cacheSize);
   const inFlight = new Map<string, Promise<ImageConfig>>();
 
-  /** From the caches: the config when both the tag (if any) and the content are known. */
-  function cached(name: ImageName, platformKey: string, scope: string): { digest?: string; config?: ImageConfig } {
-    const digest = name.digest ?? tags.get(tagKey(name, scope));
+  /** From the caches, under any of the pod's scopes: the config when both the tag (if any) and the content are known. */
+  function cached(name: ImageName, platformKey: string, scopes: readonly string[]): { digest?: string; config?: ImageConfig } {
+    const digest = name.digest ?? firstDefined(scopes, (scope) => tags.get(tagKey(name, scope)));
     if (digest === undefined) return {};
     if (!name.digest) metrics.registryCacheHits.inc({ cache: "tag" });
-    const config = configs.get(configKey(digest, platformKey, scope));
+    const config = firstDefined(scopes, (scope) => configs.get(configKey(digest, platformKey, scope)));
     if (config) metrics.registryCacheHits.inc({ cache: "config" });
     return config ? { digest, config } : { digest };
   }
 
-  async function lookup(name: ImageName, platform: Platform, credentials: readonly RegistryCredential[]): Promise<ImageConfig> {
+  /** The mirrors, then the registry; each with the credentials the pod holds for that host, and only those. */
+  function endpoints(name: ImageName, credentials: readonly RegistryCredential[]): Endpoint[] {
+    const hosts = [
+      ...(settings.mirrors[name.registry] ?? []).map((mirror) => ({ host: mirror, registry: mirror })),
+      { host: name.apiHost, registry: name.registry },
+    ];
+    return hosts.map(({ host, registry }) => {
+      const candidates = credentialsFor({ registry, repository: name.repository }, credentials);
+      return { host, candidates, scope: fingerprint(candidates) };
+    });
+  }
+
+  async function lookup(
+    name: ImageName,
+    platform: Platform,
+    credentials: readonly RegistryCredential[],
+    admission: unknown,
+  ): Promise<ImageConfig> {
     const platformKey = formatPlatform(platform);
-    // Answers obtained with a pod's pull secrets are cached for pods holding the same credentials
-    // only: a pod without them must not learn a private image's ENTRYPOINT from the cache.
-    const scope = fingerprint(credentialsFor(`${name.registry}/${name.repository}`, credentials));
-    const known = cached(name, platformKey, scope);
+    // An answer is cached under the credentials of the endpoint that gave it, and served only to
+    // pods that would send that endpoint the same credentials: a pod without them must not learn a
+    // private image's ENTRYPOINT from the cache, whether the answer came from a mirror or the registry.
+    const places = endpoints(name, credentials);
+    const known = cached(name, platformKey, [...new Set(places.map((place) => place.scope))]);
     if (known.config) return known.config;
-    const signal = AbortSignal.timeout(settings.timeoutMs);
-    const context: SessionContext = {
-      transport,
-      authenticator,
-      signal,
-      timeoutMs: settings.timeoutMs,
-      maxBytes: MAX_DOCUMENT_BYTES,
-      plainHttp: settings.plainHttp,
-    };
-    const attempt = (host: string, credentialTarget: string) => {
-      const session = createSession(context, host, name.repository, credentialsFor(`${credentialTarget}/${name.repository}`, credentials));
-      return lookupAt(session, name, known.digest, platform, platformKey, scope);
-    };
-    const failures: string[] = [];
-    for (const mirror of settings.mirrors[name.registry] ?? []) {
-      try {
-        return await attempt(mirror, mirror);
-      } catch (error) {
-        if (!(error instanceof LookupError) || signal.aborted) throw withMirrorFailures(error, failures);
-        failures.push(error.message);
-      }
-    }
+    const release = await slot(admission, name.registry);
     try {
-      return await attempt(name.apiHost, name.registry);
-    } catch (error) {
-      throw withMirrorFailures(error, failures);
+      const signal = AbortSignal.timeout(settings.timeoutMs);
+      const context: SessionContext = {
+        transport,
+        authenticator,
+        signal,
+        timeoutMs: settings.timeoutMs,
+        maxBytes: MAX_DOCUMENT_BYTES,
+        plainHttp: settings.plainHttp,
+      };
+      const failures: string[] = [];
+      for (const [index, place] of places.entries()) {
+        const session = createSession(context, place.host, name.repository, place.candidates);
+        try {
+          return await lookupAt(session, name, known.digest, platform, platformKey, place.scope);
+        } catch (error) {
+          const last = index === places.length - 1;
+          if (last || !(error instanceof LookupError) || signal.aborted) throw withMirrorFailures(error, failures);
+          failures.push(error.detail);
+        }
+      }
+      throw new Error("unreachable: the registry itself is always the last endpoint");
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * A lookup slot. The wait does not eat into the lookup's own deadline; it is bounded by half of
+   * it, so that waiting and working stay within the apiserver's webhook timeout (twice the lookup's).
+   */
+  async function slot(admission: unknown, host: string): Promise<() => void> {
+    const waitMs = Math.ceil(settings.timeoutMs / 2);
+    try {
+      return await slots.acquire(admission, host, AbortSignal.timeout(waitMs));
+    } catch {
+      throw new LookupError(
+        `no free registry lookup slot within ${waitMs} ms: too many image lookups are running for this pod or for ${host}; retry later`,
+      );
     }
   }
 
@@ -129,20 +193,20 @@ export function createRegistryClient(settings: RegistrySettings, metrics: Metric
   async function imageConfigResult(image: string, options: ImageConfigOptions): Promise<ImageLookupResult> {
     const parsed = parseImageName(image);
     if (!parsed.ok) return { ok: false, error: parsed.error };
+    const admission = options.admission ?? {};
     const platform = normalizePlatform(wantedPlatform(settings.defaultPlatform, options.architecture));
     const key = JSON.stringify([formatImageName(parsed.name), formatPlatform(platform), fingerprint(options.credentials)]);
     let pending = inFlight.get(key);
     if (!pending) {
-      pending = lookup(parsed.name, platform, options.credentials).finally(() => inFlight.delete(key));
+      pending = lookup(parsed.name, platform, options.credentials, admission).finally(() => inFlight.delete(key));
       inFlight.set(key, pending);
     }
     try {
       return { ok: true, config: structuredClone(await pending) };
     } catch (error) {
-      return {
-        ok: false,
-        error: error instanceof LookupError ? error.message : `unexpected error looking up ${image}: ${(error as Error).message}`,
-      };
+      if (!(error instanceof LookupError)) return { ok: false, error: `unexpected error looking up ${image}: ${(error as Error).message}` };
+      log.debug({ image, cause: error.detail }, "image lookup failed");
+      return { ok: false, error: error.message };
     }
   }
 }
@@ -197,12 +261,12 @@ async function fetchManifest(session: Session, repository: string, digest: strin
   });
 }
 
-/** Content errors are lookup errors: the next endpoint may serve good content. */
+/** Content errors are lookup errors (the next endpoint may serve good content), told in the debug log only. */
 function checked<T>(read: () => T): T {
   try {
     return read();
   } catch (error) {
-    throw error instanceof ContentError ? new LookupError(error.message) : error;
+    throw error instanceof ContentError ? unreadable(error.message) : error;
   }
 }
 
@@ -217,7 +281,15 @@ function noPlatform(platform: Platform, index: ImageIndex, where: string): strin
 
 function withMirrorFailures(error: unknown, failures: readonly string[]): unknown {
   if (!(error instanceof LookupError) || failures.length === 0) return error;
-  return new LookupError(`${error.message} (mirrors tried first: ${failures.join("; ")})`);
+  return new LookupError(error.message, `${error.detail} (mirrors tried first: ${failures.join("; ")})`);
+}
+
+function firstDefined<T>(scopes: readonly string[], read: (scope: string) => T | undefined): T | undefined {
+  for (const scope of scopes) {
+    const found = read(scope);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /** The pod's architecture, or the configured default platform (its variant only goes with its own architecture). */

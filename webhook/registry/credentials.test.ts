@@ -112,6 +112,11 @@ describe("normalizeKey", () => {
 describe("credentialsFor", () => {
   const credential = (registry: string, username = registry): RegistryCredential => ({ registry, username, password: "p" });
   const users = (found: RegistryCredential[]) => found.map((one) => one.username);
+  /** `host/repository` as parseImageName splits it: the registry is the first component. */
+  const endpoint = (target: string) => {
+    const [registry = "", repository = ""] = target.split(/\/(.*)/s);
+    return { registry, repository };
+  };
 
   it.each([
     { name: "exact host", keys: ["quay.io", "gcr.io"], target: "quay.io/org/app", want: ["quay.io"] },
@@ -134,11 +139,14 @@ describe("credentialsFor", () => {
     },
     { name: "legacy key not for other registries", keys: ["index.docker.io"], target: "quay.io/app", want: [] },
     { name: "IPv6 host", keys: ["[::1]:5000"], target: "[::1]:5000/app", want: ["[::1]:5000"] },
+    { name: "no Hub key for localhost", keys: ["index.docker.io"], target: "localhost/team/app", want: [] },
+    { name: "no Hub key for an upper-case host", keys: ["index.docker.io"], target: "LOCALHOST/team/app", want: [] },
+    { name: "no Hub key for a dotless mirror host", keys: ["index.docker.io"], target: "mirror/library/nginx", want: [] },
   ])("matches $name", ({ keys, target, want }) => {
     expect(
       users(
         credentialsFor(
-          target,
+          endpoint(target),
           keys.map((key) => credential(key)),
         ),
       ),
@@ -146,13 +154,17 @@ describe("credentialsFor", () => {
   });
 
   it("keeps every credential of a key, in order, so that each can be tried", () => {
-    const found = credentialsFor("quay.io/app", [credential("quay.io", "first"), credential("gcr.io"), credential("quay.io", "second")]);
+    const found = credentialsFor(endpoint("quay.io/app"), [
+      credential("quay.io", "first"),
+      credential("gcr.io"),
+      credential("quay.io", "second"),
+    ]);
     expect(users(found)).toEqual(["first", "second"]);
   });
 
   it("matches keys written as URLs once parsed", () => {
     const parsed = parsePullSecret(configJson({ "https://127.0.0.1:5000/v2/": { auth: b64("u:p") } }), "ns/s");
     if (!parsed.ok) throw new Error(parsed.error);
-    expect(users(credentialsFor("127.0.0.1:5000/app", parsed.credentials))).toEqual(["u"]);
+    expect(users(credentialsFor(endpoint("127.0.0.1:5000/app"), parsed.credentials))).toEqual(["u"]);
   });
 });

@@ -2,6 +2,7 @@
 // credentials, and matched to a registry the way kubelet's keyring does
 // (pkg/credentialprovider/keyring.go). Error messages name the secret and the registry key, never a value.
 import { isObject } from "../pod.ts";
+import { DOCKER_HUB } from "./image-name.ts";
 
 export interface RegistryCredential {
   /** The config key as kubelet normalizes it: `host[:port][/path]`, no scheme, `/v1/` and `/v2/` dropped; may hold globs (`*.example.com`). */
@@ -112,25 +113,22 @@ export function normalizeKey(key: string): string | undefined {
 }
 
 /**
- * The credentials to try for `target` (a registry host, or `host/repository` for path-scoped keys),
- * in kubelet's order: more specific keys first (reverse-sorted), then the Docker Hub key for images
- * on the Docker Hub when nothing else matched.
+ * The credentials to try for an image's registry (or a mirror) and repository, in kubelet's order:
+ * more specific keys first (reverse-sorted), then the Docker Hub key, only for images on the Docker
+ * Hub and only when nothing else matched. `registry` is the host as `parseImageName` read it: the
+ * one rule that also says where the request goes, so credentials follow the connection and nothing else.
  */
-export function credentialsFor(target: string, credentials: readonly RegistryCredential[]): RegistryCredential[] {
+export function credentialsFor(
+  endpoint: { registry: string; repository: string },
+  credentials: readonly RegistryCredential[],
+): RegistryCredential[] {
+  const target = endpoint.repository === "" ? endpoint.registry : `${endpoint.registry}/${endpoint.repository}`;
   const keys = [...new Set(credentials.map((credential) => credential.registry))].sort().reverse();
   const matched = keys
     .filter((key) => urlsMatch(key, target))
     .flatMap((key) => credentials.filter((credential) => credential.registry === key));
-  if (matched.length > 0 || !isDockerHub(target)) return matched;
+  if (matched.length > 0 || endpoint.registry !== DOCKER_HUB) return matched;
   return credentials.filter((credential) => credential.registry === DOCKER_HUB_KEY);
-}
-
-/** kubelet's `isDefaultRegistryMatch`: the image is on the Docker Hub judging by its name. */
-function isDockerHub(target: string): boolean {
-  const [first = "", rest] = target.split(/\/(.*)/s);
-  if (first === "") return false;
-  if (rest === undefined || first === "docker.io" || first === DOCKER_HUB_KEY) return true;
-  return !/[.:]/.test(first);
 }
 
 /** kubelet's `URLsMatch`: same port, same number of host labels each matching as a glob, and the key's path a prefix of the target's. */

@@ -1,8 +1,9 @@
-// The transport's own HTTP behaviour (redirects, size cap, request cap, stale kept-alive sockets)
+// The transport's own HTTP behaviour (redirects, size cap, destination policy, stale kept-alive sockets)
 // against plain node:http servers on loopback: what is tested is HTTP itself, not a registry.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
-import { BodyTooLargeError, createSemaphore, createTransport, type HttpRequest, type Transport } from "./http.ts";
+import { createDestinationPolicy, DestinationRefusedError } from "./destinations.ts";
+import { BodyTooLargeError, createTransport, type HttpRequest, type Transport } from "./http.ts";
 
 const servers: Server[] = [];
 const transports: Transport[] = [];
@@ -11,16 +12,21 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
 });
 
-async function serve(handler: (request: IncomingMessage, response: ServerResponse) => void): Promise<{ url: string; server: Server }> {
+async function serve(
+  handler: (request: IncomingMessage, response: ServerResponse) => void,
+  host = "127.0.0.1",
+): Promise<{ url: string; server: Server; port: number }> {
   const server = createServer(handler);
   servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const address = server.address();
-  return { url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`, server };
+  const port = typeof address === "object" && address ? address.port : 0;
+  return { url: `http://${host}:${port}`, server, port };
 }
 
-function transport(concurrency = 4): Transport {
-  const created = createTransport({ concurrency });
+/** The servers here are on loopback, which the policy refuses unless listed. */
+function transport(allowedNetworks = ["127.0.0.0/8"]): Transport {
+  const created = createTransport({ destinations: createDestinationPolicy(allowedNetworks) });
   transports.push(created);
   return created;
 }
@@ -70,21 +76,6 @@ describe("createTransport", () => {
     await expect(transport().send(get(registry.url))).rejects.toBeInstanceOf(BodyTooLargeError);
   });
 
-  it("keeps at most `concurrency` requests in flight", async () => {
-    let active = 0;
-    let most = 0;
-    const registry = await serve((_request, response) => {
-      most = Math.max(most, ++active);
-      setTimeout(() => {
-        active--;
-        response.end("ok");
-      }, 20);
-    });
-    const client = transport(2);
-    await Promise.all(Array.from({ length: 6 }, () => client.send(get(registry.url))));
-    expect(most).toBe(2);
-  });
-
   it("sends a request again when the server closed the kept-alive connection meanwhile", async () => {
     const registry = await serve((_request, response) => response.end("ok"));
     const client = transport();
@@ -103,16 +94,43 @@ describe("createTransport", () => {
   });
 });
 
-describe("createSemaphore", () => {
-  it("lets a waiter go when its signal aborts, without taking a slot", async () => {
-    const semaphore = createSemaphore(1);
-    const release = await semaphore.acquire(AbortSignal.timeout(1000));
-    const controller = new AbortController();
-    const waiting = semaphore.acquire(controller.signal);
-    controller.abort(new Error("gave up"));
-    await expect(waiting).rejects.toThrow("gave up");
-    release();
-    const again = await semaphore.acquire(AbortSignal.timeout(1000));
-    again();
+describe("createTransport's destination policy", () => {
+  const counted = async (host = "127.0.0.1") => {
+    let requests = 0;
+    const server = await serve((_request, response) => {
+      requests++;
+      response.end("ok");
+    }, host);
+    return { ...server, requests: () => requests };
+  };
+
+  it("refuses a loopback IP unless its network is allowed, before connecting", async () => {
+    const target = await counted();
+    await expect(transport([]).send(get(target.url))).rejects.toBeInstanceOf(DestinationRefusedError);
+    await expect(transport(["127.0.0.1/32"]).send(get(target.url))).resolves.toMatchObject({ status: 200 });
+    expect(target.requests()).toBe(1);
+  });
+
+  it("checks a name on its DNS answer: localhost is loopback", async () => {
+    const target = await counted();
+    await expect(transport([]).send(get(`http://localhost:${target.port}/`))).rejects.toThrow(
+      /localhost resolves only to refused addresses/,
+    );
+    expect(target.requests()).toBe(0);
+  });
+
+  it("refuses an IPv4-mapped IPv6 loopback literal", async () => {
+    const target = await counted();
+    await expect(transport([]).send(get(`http://[::ffff:127.0.0.1]:${target.port}/`))).rejects.toBeInstanceOf(DestinationRefusedError);
+    expect(target.requests()).toBe(0);
+  });
+
+  it("refuses a redirect to an address outside the allowed networks", async () => {
+    const inside = await counted("127.0.0.2");
+    const registry = await serve((_request, response) => response.writeHead(307, { location: `${inside.url}/blob` }).end());
+    await expect(transport(["127.0.0.1/32"]).send(get(registry.url, { followRedirects: true }))).rejects.toBeInstanceOf(
+      DestinationRefusedError,
+    );
+    expect(inside.requests()).toBe(0);
   });
 });

@@ -1,10 +1,12 @@
 // HTTP for the registry client: node:http/https with keep-alive agents (the system's CAs, Node's
-// and an extra bundle), a cap on how many requests are in flight, a cap on body sizes, abort
-// signals, and redirects (registries send blobs from storage elsewhere).
+// and an extra bundle), connections only where the destination policy allows (registries, token
+// endpoints and redirects alike), a cap on body sizes, abort signals, and redirects (registries send
+// blobs from storage elsewhere). How many lookups run at once is the lookup slots' business (slots.ts).
 import { readFileSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { createSecureContext, getCACertificates } from "node:tls";
+import type { DestinationPolicy } from "./destinations.ts";
 
 export interface HttpRequest {
   method: "GET" | "HEAD" | "POST";
@@ -38,22 +40,15 @@ export class BodyTooLargeError extends Error {
 const MAX_REDIRECTS = 5;
 const USER_AGENT = "kustodia-webhook";
 
-export function createTransport(options: { concurrency: number; caFile?: string }): Transport {
-  const agents = {
-    "http:": new HttpAgent({ keepAlive: true }),
+export function createTransport(options: { destinations: DestinationPolicy; caFile?: string }): Transport {
+  const { lookup } = options.destinations;
+  const agents: Agents = {
+    "http:": new HttpAgent({ keepAlive: true, lookup }),
     // One secure context for all connections: parsing hundreds of CAs per connection would cost milliseconds each time.
-    "https:": new HttpsAgent({ keepAlive: true, secureContext: createSecureContext({ ca: trustedCertificates(options.caFile) }) }),
+    "https:": new HttpsAgent({ keepAlive: true, lookup, secureContext: createSecureContext({ ca: trustedCertificates(options.caFile) }) }),
   };
-  const slots = createSemaphore(options.concurrency);
   return {
-    async send(request) {
-      const release = await slots.acquire(request.signal);
-      try {
-        return await sendFollowing(request, agents);
-      } finally {
-        release();
-      }
-    },
+    send: (request) => sendFollowing(request, agents, options.destinations),
     close() {
       agents["http:"].destroy();
       agents["https:"].destroy();
@@ -81,9 +76,10 @@ function trustedCertificates(caFile: string | undefined): string[] {
 
 type Agents = Record<"http:" | "https:", HttpAgent>;
 
-async function sendFollowing(request: HttpRequest, agents: Agents): Promise<HttpResponse> {
+async function sendFollowing(request: HttpRequest, agents: Agents, destinations: DestinationPolicy): Promise<HttpResponse> {
   let current = request;
   for (let hop = 0; ; hop++) {
+    destinations.checkLiteral(current.url);
     const response = await sendRetryingStale(current, agents);
     const location = response.headers.location;
     if (!current.followRedirects || !isRedirect(response.status) || location === undefined || hop === MAX_REDIRECTS) return response;
@@ -149,36 +145,4 @@ function readBody(response: IncomingMessage, maxBytes: number): Promise<Buffer> 
     response.on("end", () => resolve(Buffer.concat(chunks)));
     response.on("error", reject);
   });
-}
-
-/** At most `limit` holders at once; waiting ends early when `signal` aborts. */
-export function createSemaphore(limit: number): { acquire(signal: AbortSignal): Promise<() => void> } {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  const release = () => {
-    const next = waiting.shift();
-    if (next) next();
-    else active--;
-  };
-  return {
-    acquire(signal) {
-      signal.throwIfAborted();
-      if (active < limit) {
-        active++;
-        return Promise.resolve(release);
-      }
-      return new Promise((resolve, reject) => {
-        const granted = () => {
-          signal.removeEventListener("abort", aborted);
-          resolve(release);
-        };
-        const aborted = () => {
-          waiting.splice(waiting.indexOf(granted), 1);
-          reject(signal.reason);
-        };
-        waiting.push(granted);
-        signal.addEventListener("abort", aborted, { once: true });
-      });
-    },
-  };
 }

@@ -1,7 +1,9 @@
 // Image references as Kubernetes, containerd and docker read them (distribution's
 // `reference.ParseNormalizedNamed`): `nginx` is docker.io/library/nginx:latest, the first path
-// component is a registry host only when it has a "." or ":" or is "localhost", and a digest wins
-// over a tag.
+// component is a registry host only when it has a "." or ":", is "localhost", or has an upper-case
+// letter (repository paths are lower case, so distribution reads `LOCALHOST/app` as host LOCALHOST),
+// and a digest wins over a tag. This is the one reading of a name: the host connected to and the
+// host whose pull-secret credentials are sent come from it alike (credentials.ts).
 
 export interface ImageName {
   /** The registry as written in references (`docker.io`, `quay.io`, `127.0.0.1:5000`): the key for mirrors and credentials. */
@@ -19,6 +21,7 @@ export type ParsedImageName = { ok: true; name: ImageName } | { ok: false; error
 export const DOCKER_HUB = "docker.io";
 const DOCKER_HUB_LEGACY = "index.docker.io";
 const DOCKER_HUB_API = "registry-1.docker.io";
+const DOCKER_HUB_AUTH = "auth.docker.io";
 const OFFICIAL_PREFIX = "library/";
 const DEFAULT_TAG = "latest";
 const MAX_NAME_LENGTH = 255;
@@ -69,6 +72,11 @@ export function formatImageName(name: ImageName): string {
 /** The manifest reference to fetch: the digest when given, else the tag. */
 export function manifestReference(name: ImageName): string {
   return name.digest ?? name.tag ?? DEFAULT_TAG;
+}
+
+/** The token endpoint host a registry API host is known to use besides its own: Docker Hub's. */
+export function tokenRealmOf(apiHostname: string): string | undefined {
+  return apiHostname === DOCKER_HUB_API ? DOCKER_HUB_AUTH : undefined;
 }
 
 /** A tag follows the last ":" only when no "/" comes after it (`host:5000/app` has no tag). */

@@ -1,13 +1,29 @@
 // One repository on one registry endpoint for the length of a lookup: requests go out with the
 // authorization that worked last, a 401 runs the auth flow (every matching credential in turn),
-// and every failure becomes a LookupError whose message says what to do.
+// and every failure becomes a LookupError. What the pod's author sees names only what they can fix
+// (their pull secrets); how the network failed (refused, TLS, 404, timeout, a refused address)
+// goes to the webhook's debug log, so that denials cannot be used to scan the cluster's network.
 import { type Attempt, type Authenticator, TokenEndpointError } from "./auth.ts";
 import type { RegistryCredential } from "./credentials.ts";
+import { ALLOW_NETWORK_HINT, DestinationRefusedError } from "./destinations.ts";
 import { BodyTooLargeError, type HttpResponse, type Transport } from "./http.ts";
 
-/** A failure of one lookup, with the message the user sees. */
+/** A failure of one lookup: `message` is what the pod's author sees, `detail` what the debug log gets. */
 export class LookupError extends Error {
   override name = "LookupError";
+  readonly detail: string;
+  constructor(message: string, detail: string = message) {
+    super(message);
+    this.detail = detail;
+  }
+}
+
+/** The denial for every failure whose cause is the network or the registry's answer. */
+export const UNREADABLE = "could not read the image's configuration from its registry (the webhook's debug log has the cause)";
+
+/** A lookup error that shows the pod's author nothing but UNREADABLE. */
+export function unreadable(detail: string): LookupError {
+  return new LookupError(UNREADABLE, detail);
 }
 
 export interface SessionContext {
@@ -86,8 +102,7 @@ export function createSession(
       try {
         let response = await send(url, options, authorization);
         if (response.status === 401) response = await authenticate(url, options, response, what);
-        if (response.status !== 200 && !options.allow?.includes(response.status))
-          throw new LookupError(statusMessage(host, what, response));
+        if (response.status !== 200 && !options.allow?.includes(response.status)) throw unreadable(statusMessage(host, what, response));
         return response;
       } catch (error) {
         throw asLookupError(error, host, what, context);
@@ -134,21 +149,21 @@ const NOT_TLS_CODES = ["EPROTO", "ERR_SSL_WRONG_VERSION_NUMBER", "ERR_SSL_PACKET
 
 function asLookupError(error: unknown, host: string, what: string, context: SessionContext): LookupError {
   if (error instanceof LookupError) return error;
-  if (context.signal.aborted) return new LookupError(`timed out after ${context.timeoutMs} ms contacting ${host} (${what})`);
+  if (context.signal.aborted) return unreadable(`timed out after ${context.timeoutMs} ms contacting ${host} (${what})`);
   const { message, code = "" } = error as { message?: string; code?: string };
   if (error instanceof BodyTooLargeError)
-    return new LookupError(`registry ${host} sent more than ${context.maxBytes} bytes for ${what}; refusing it`);
-  if (error instanceof TokenEndpointError) return new LookupError(`cannot authenticate at ${host} for ${what}: ${message}`);
-  if (code === "ECONNREFUSED") return new LookupError(`cannot connect to ${host}: connection refused (${what})`);
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return new LookupError(`cannot resolve the registry host ${host} (${code})`);
+    return unreadable(`registry ${host} sent more than ${context.maxBytes} bytes for ${what}; refusing it`);
+  if (error instanceof TokenEndpointError) return unreadable(`cannot authenticate at ${host} for ${what}: ${message}`);
+  if (error instanceof DestinationRefusedError)
+    return unreadable(`refused to connect for ${host} (${what}): ${message}; ${ALLOW_NETWORK_HINT}`);
+  if (code === "ECONNREFUSED") return unreadable(`cannot connect to ${host}: connection refused (${what})`);
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return unreadable(`cannot resolve the registry host ${host} (${code})`);
   if (TLS_TRUST_CODES.test(code)) {
-    return new LookupError(
+    return unreadable(
       `the TLS certificate of ${host} is not trusted (${code}); give kustodia the registry's CA in KUSTODIA_REGISTRY_CA_FILE`,
     );
   }
   if (NOT_TLS_CODES.includes(code))
-    return new LookupError(
-      `${host} does not answer TLS (${code}); if it is a plain-HTTP registry, list it in KUSTODIA_REGISTRY_PLAIN_HTTP`,
-    );
-  return new LookupError(`cannot reach ${host} for ${what}: ${code || message || String(error)}`);
+    return unreadable(`${host} does not answer TLS (${code}); if it is a plain-HTTP registry, list it in KUSTODIA_REGISTRY_PLAIN_HTTP`);
+  return unreadable(`cannot reach ${host} for ${what}: ${code || message || String(error)}`);
 }

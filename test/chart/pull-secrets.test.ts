@@ -1,0 +1,222 @@
+// Pull secrets serve the kube-apiserver only (#13 item 1), through the real kube-apiserver started
+// with an AdmissionConfiguration that gives it a webhook client certificate (test/infra/kube.ts), the
+// chart installed with helm (per-namespace RBAC, webhook.clientAuth), the webhook program running on
+// this machine with the ServiceAccount token the chart's RBAC applies to, and the TLS + basic-auth
+// test registry holding a private image. The attacker is a client on the network with no
+// certificate: it names namespace `victim` in a hand-made AdmissionReview.
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Annotations, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SHIM_PATH } from "../../common/contract.ts";
+import { service, skipWithout } from "../infra/coords.ts";
+import { kubeRequest } from "../infra/kube-api.ts";
+import { freePort } from "../infra/proc.ts";
+import { type HttpAnswer, podCreateReview, type RunningWebhook, readAnswer, startWebhook } from "../webhook/harness.ts";
+import {
+  chartDir,
+  chartTlsFiles,
+  createObject,
+  ensureObject,
+  helm,
+  type KubeObject,
+  localWebhookEnv,
+  namespaceObject,
+  parseObjects,
+  statusMessage,
+  valuesArgs,
+} from "./chart.ts";
+
+const suffix = randomBytes(3).toString("hex");
+const release = `pull-${suffix}`;
+const systemNamespace = `kustodia-pull-${suffix}`;
+const victim = `victim-${suffix}`;
+/** Holds the same pull secret, is in the chart's RBAC list, but never opted in. */
+const notOptedIn = `plain-${suffix}`;
+
+let dir: string;
+let webhook: RunningWebhook | undefined;
+
+const privateImage = () => service("registry").images.private as { reference: string; entrypoint: string[] };
+
+function optedInPod(name: string, pullSecret: string): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, annotations: { [Annotations.inject]: "true" } },
+    spec: {
+      serviceAccountName: "app",
+      imagePullSecrets: [{ name: pullSecret }],
+      containers: [{ name: "app", image: privateImage().reference, env: [{ name: "SECRET_TOKEN", value: "app/api#token" }] }],
+    },
+  };
+}
+
+function dockerConfigSecret(namespace: string): KubeObject {
+  const { host, username, password } = service("registry").secure;
+  const config = { auths: { [host]: { auth: Buffer.from(`${username}:${password}`).toString("base64") } } };
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    type: "kubernetes.io/dockerconfigjson",
+    metadata: { name: "regcred", namespace },
+    data: { ".dockerconfigjson": Buffer.from(JSON.stringify(config)).toString("base64") },
+  };
+}
+
+/** A review POSTed straight to the webhook, with the apiserver's client certificate when `asApiserver`. */
+function postReview(namespace: string, pod: KubeObject, asApiserver: boolean): Promise<HttpAnswer> {
+  const { body } = podCreateReview({ ...pod, metadata: { ...pod.metadata, namespace } }, namespace);
+  const client = service("kube").webhookClient;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${webhook?.url}/mutate`,
+      {
+        method: "POST",
+        ca: readFileSync(webhook?.caFile as string),
+        headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) },
+        ...(asApiserver ? { cert: readFileSync(client.certFile), key: readFileSync(client.keyFile) } : {}),
+      },
+      (res) => readAnswer(res).then(resolve, reject),
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+function patchText(answer: HttpAnswer): string {
+  const patch = answer.json?.response?.patch as string | undefined;
+  return patch ? Buffer.from(patch, "base64").toString("utf8") : "";
+}
+
+/** The webhook's env from the chart, with the ConfigMap's files written to `dir` and the API reached as the chart's ServiceAccount. */
+async function webhookEnvFromChart(port: number): Promise<Record<string, string>> {
+  const kube = service("kube");
+  const manifest = await helm(service("helm").binary, ["get", "manifest", release, "--namespace", systemNamespace], kube);
+  const objects = parseObjects(manifest.stdout);
+  const configMap = objects.find((object) => object.kind === "ConfigMap") as KubeObject;
+  for (const [name, text] of Object.entries(configMap.data as Record<string, string>)) writeFileSync(join(dir, name), text);
+  const env = localWebhookEnv(objects, join(dir, "config.yaml"), port);
+  for (const [name, value] of Object.entries(env))
+    if (value.startsWith("/etc/kustodia/config/")) env[name] = join(dir, value.slice("/etc/kustodia/config/".length));
+
+  const account = (objects.find((object) => object.kind === "ServiceAccount") as KubeObject).metadata.name;
+  const issued = await kubeRequest<{ status: { token: string } }>(
+    kube,
+    "POST",
+    `/api/v1/namespaces/${systemNamespace}/serviceaccounts/${account}/token`,
+    { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
+  );
+  expect(issued.status).toBe(201);
+  const kubeconfig = join(dir, "webhook.kubeconfig");
+  writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "test", cluster: { server: kube.server, "certificate-authority": kube.caFile } }],
+      users: [{ name: "webhook", user: { token: issued.body.status.token } }],
+      contexts: [{ name: "test", context: { cluster: "test", user: "webhook" } }],
+      "current-context": "test",
+    }),
+  );
+  return { ...env, KUBECONFIG: kubeconfig };
+}
+
+describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the kube-apiserver only (#13 item 1)", () => {
+  beforeAll(async () => {
+    const kube = service("kube");
+    dir = mkdtempSync(join(tmpdir(), "kustodia-pull-"));
+    const port = await freePort();
+    for (const [namespace, labels] of [
+      [victim, { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE }],
+      [notOptedIn, {}],
+    ] as const) {
+      await ensureObject(kube, namespaceObject(namespace, labels));
+      await ensureObject(kube, { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "app", namespace } });
+      await ensureObject(kube, dockerConfigSecret(namespace));
+    }
+    const values = valuesArgs({
+      webhook: {
+        url: `https://127.0.0.1:${port}/mutate`,
+        extraNamespaceSelectorExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: [victim, notOptedIn] }],
+        logLevel: "debug",
+        clientAuth: { caBundle: readFileSync(kube.webhookClient.caFile, "utf8"), allowedNames: [kube.webhookClient.name] },
+      },
+      tls: { extraIpAddresses: ["127.0.0.1"] },
+      registry: {
+        caBundle: readFileSync(service("registry").secure.caFile, "utf8"),
+        pullSecrets: { enabled: true, namespaces: [victim, notOptedIn] },
+      },
+      shim: { defaults: { backend: "vault", vaultAddr: "https://vault.example:8200", vaultAuthMethod: "kubernetes" } },
+      // The policy is another test's subject; it would only add a second reason to some refusals here.
+      validatingAdmissionPolicy: { enabled: false },
+    });
+    try {
+      const installed = await helm(
+        service("helm").binary,
+        ["install", release, chartDir, "--namespace", systemNamespace, "--create-namespace", ...values.args],
+        kube,
+      );
+      expect(installed.code, installed.stderr).toBe(0);
+    } finally {
+      values.cleanup();
+    }
+    const tls = await chartTlsFiles(kube, release, systemNamespace, dir);
+    webhook = await startWebhook({ env: await webhookEnvFromChart(port), tls });
+  });
+
+  afterAll(async () => {
+    await webhook?.stop();
+    await helm(service("helm").binary, ["uninstall", release, "--namespace", systemNamespace], service("kube"));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the kube-apiserver, presenting its client certificate, gets the private image's ENTRYPOINT with victim's pull secret", async () => {
+    const pod = optedInPod("app", "regcred");
+    const create = () => createObject(service("kube"), { ...pod, metadata: { ...pod.metadata, namespace: victim } }, { dryRun: true });
+    const deadline = Date.now() + 30_000;
+    let created = await create();
+    while (created.status !== 201 && Date.now() < deadline) {
+      await sleep(250);
+      created = await create();
+    }
+    expect(created.status, statusMessage(created.body)).toBe(201);
+    expect((created.body as KubeObject).spec.containers[0].command).toEqual([SHIM_PATH, "--", ...privateImage().entrypoint]);
+    expect(webhook?.logs().join("\n")).toContain('"verifiedCaller":true');
+  });
+
+  it("an attacker without the apiserver's certificate naming namespace victim gets no ENTRYPOINT and cannot tell which Secrets exist", async () => {
+    const existing = await postReview(victim, optedInPod("stolen", "regcred"), false);
+    const missing = await postReview(victim, optedInPod("stolen", "no-such-secret"), false);
+    for (const answer of [existing, missing]) {
+      expect(answer.status).toBe(200);
+      expect(answer.json.response.allowed).toBe(false);
+      expect(patchText(answer)).not.toContain(privateImage().entrypoint[0]);
+      expect(answer.text).not.toContain(privateImage().entrypoint[0]);
+    }
+    const message = (answer: HttpAnswer, secret: string) => String(answer.json.response.status.message).replaceAll(secret, "<secret>");
+    expect(message(existing, "regcred")).toBe(message(missing, "no-such-secret"));
+    expect(message(existing, "regcred")).toContain("came without its client certificate");
+  });
+
+  it("even with the apiserver's certificate, a namespace that has not opted in lends no pull secret", async () => {
+    const answer = await postReview(notOptedIn, optedInPod("elsewhere", "regcred"), true);
+    expect(answer.json.response.allowed).toBe(false);
+    expect(patchText(answer)).not.toContain(privateImage().entrypoint[0]);
+    expect(answer.json.response.status.message).toContain(`namespace ${notOptedIn} has not opted in`);
+  });
+
+  it("tells a missing Secret and ServiceAccount in the same words as unreadable ones", async () => {
+    const pod = optedInPod("ghost", "no-such-secret");
+    pod.spec.serviceAccountName = "no-such-account";
+    const answer = await postReview(victim, pod, true);
+    const text = String(answer.json.response.status.message);
+    expect(text).toContain(`imagePullSecret ${victim}/no-such-secret: not readable (it does not exist, or`);
+    expect(text).toContain(`ServiceAccount ${victim}/no-such-account: not readable (it does not exist, or`);
+    expect(text).not.toMatch(/not found|forbidden/i);
+  });
+});
