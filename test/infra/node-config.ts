@@ -13,6 +13,8 @@ export const NODE = {
   kubernetesServiceIp: "10.96.0.1",
   apiserverPort: 6443,
   registryPort: 5000,
+  /** OpenBao's dev listener; it takes the next port for its cluster listener. */
+  openbaoPort: 8200,
   etcdClientPort: 2379,
   etcdPeerPort: 2380,
   kubeletPort: 10250,

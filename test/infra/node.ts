@@ -44,6 +44,7 @@ const PAUSE_REPOSITORY = "kustodia-node/pause";
 const KUBE_COMMANDS = ["kube-apiserver", "kubelet", "kubectl", "kube-scheduler", "kube-controller-manager"] as const;
 
 interface Binaries {
+  openbao: string;
   etcd: string;
   etcdctl: string;
   registry: string;
@@ -54,14 +55,17 @@ interface Binaries {
 }
 
 async function install(cacheDir: string): Promise<Binaries> {
-  const [[etcd, etcdctl], [registry, skopeo, umoci], kube, runtime] = await Promise.all([
+  const [[openbao], [etcd, etcdctl], [registry, skopeo, umoci], kube, runtime] = await Promise.all([
+    runInstallScript("install-openbao.sh", cacheDir),
     runInstallScript("install-etcd.sh", cacheDir),
     runInstallScript("install-registry.sh", cacheDir),
     runInstallScript("build-kube.sh", cacheDir, [...KUBE_COMMANDS]),
     runInstallScript("install-node.sh", cacheDir),
   ]);
-  if (!etcd || !etcdctl || !registry || !skopeo || !umoci) throw new Error("install-etcd.sh/install-registry.sh printed too few paths");
+  if (!openbao || !etcd || !etcdctl || !registry || !skopeo || !umoci)
+    throw new Error("install-openbao.sh/install-etcd.sh/install-registry.sh printed too few paths");
   return {
+    openbao,
     etcd,
     etcdctl,
     registry,
@@ -116,7 +120,7 @@ function writeKubeconfig(file: string, server: string, caFile: string, user: Kub
   const config = {
     apiVersion: "v1",
     kind: "Config",
-    clusters: [{ name: NODE.name, cluster: { server, "certificate-authority": caFile } }],
+    clusters: [{ name: NODE.name, cluster: { server, "certificate-authority-data": readFileSync(caFile).toString("base64") } }],
     users: [{ name: "user", user: credentials }],
     contexts: [{ name: NODE.name, context: { cluster: NODE.name, user: "user" } }],
     "current-context": NODE.name,
@@ -255,22 +259,39 @@ async function startCluster(binaries: Binaries, starting: Starting): Promise<Nod
   const registryEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("REGISTRY_")));
   const registry = daemon(starting, "registry", binaries.registry, ["serve", registryConfig], { env: registryEnv });
 
-  mkdirSync(join(registryHostsDir(paths), `${NODE.ip}:${NODE.registryPort}`), { recursive: true });
-  writeFileSync(join(registryHostsDir(paths), `${NODE.ip}:${NODE.registryPort}`, "hosts.toml"), registryHostsToml(registryHost));
+  // docker.io too: `busybox:1.37` comes from the node's registry, and nothing is pulled from outside.
+  for (const namespace of [registryHost, "docker.io"]) {
+    mkdirSync(join(registryHostsDir(paths), namespace), { recursive: true });
+    writeFileSync(join(registryHostsDir(paths), namespace, "hosts.toml"), registryHostsToml(registryHost));
+  }
   mkdirSync(cniConfDir(paths), { recursive: true });
   writeFileSync(join(cniConfDir(paths), "10-kustodia.conflist"), JSON.stringify(cniConflist(paths), null, 2));
   const pauseImage = `${registryHost}/${PAUSE_REPOSITORY}:${/pause-(v[^/]+)/.exec(binaries.runtime.pause)?.[1] ?? "latest"}`;
   const containerdConfigFile = join(dir, "containerd.toml");
   writeFileSync(containerdConfigFile, containerdConfig(paths, pauseImage));
+  // The OpenBao that pods use: a bare dev server (KV v2 at secret/), at the node IP.
+  const openbaoToken = `root-${randomBytes(16).toString("hex")}`;
+  const openbaoDir = join(NODE_ROOT, "openbao");
+  mkdirSync(openbaoDir, { recursive: true });
+  const openbao = daemon(
+    starting,
+    "openbao",
+    binaries.openbao,
+    ["server", "-dev", `-dev-listen-address=${NODE.ip}:${NODE.openbaoPort}`, "-dev-no-store-token"],
+    { env: { ...process.env, BAO_DEV_ROOT_TOKEN_ID: openbaoToken, HOME: openbaoDir } },
+  );
   const runtimePath = `${join(binaries.runtime.containerd, "..")}:${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`;
   const containerd = daemon(starting, "containerd", binaries.runtime.containerd, ["--config", containerdConfigFile], {
     env: { ...process.env, PATH: runtimePath },
   });
 
-  const [apiPort, registryPort] = await Promise.all([
+  const openbaoHost = `${NODE.ip}:${NODE.openbaoPort}`;
+  const [apiPort, registryPort, openbaoPort] = await Promise.all([
     forwardIntoNetns(starting, "apiserver", `127.0.0.1:${NODE.apiserverPort}`),
     forwardIntoNetns(starting, "registry", registryHost),
+    forwardIntoNetns(starting, "openbao", openbaoHost),
   ]);
+  const openbaoAddr = `http://127.0.0.1:${openbaoPort}`;
   const server = `https://127.0.0.1:${apiPort}`;
   const pushHost = `127.0.0.1:${registryPort}`;
   const caPem = readFileSync(pki.caFile, "utf8");
@@ -286,6 +307,10 @@ async function startCluster(binaries: Binaries, starting: Starting): Promise<Nod
         user: "65535:65535",
       });
       await pushImage(binaries.skopeo, pauseLayout, "pause", pauseImage.replace(registryHost, pushHost));
+    }),
+    waitUntil(openbao, "OpenBao unsealed", async () => {
+      const health = (await (await fetch(`${openbaoAddr}/v1/sys/health`)).json()) as { sealed?: boolean };
+      return health.sealed === false;
     }),
     waitUntil(containerd, "containerd's socket", async () => {
       await execFileAsync(binaries.runtime.ctr, ["--address", containerdSocket(paths), "version"]);
@@ -346,6 +371,7 @@ async function startCluster(binaries: Binaries, starting: Starting): Promise<Nod
     podCidr: NODE.podCidr,
     inNetns: [...IN_NETNS],
     registry: { host: registryHost, pushHost },
+    openbao: { addr: openbaoAddr, inClusterAddr: `http://${openbaoHost}`, rootToken: openbaoToken, binary: binaries.openbao },
     pauseImage,
     etcdEndpoint,
     etcdctl: binaries.etcdctl,

@@ -12,6 +12,7 @@ export interface ImageContent {
   files: Record<string, string | { symlink: string }>;
   entrypoint?: string[];
   cmd?: string[];
+  env?: string[];
   user?: string;
 }
 
@@ -43,6 +44,7 @@ export async function buildImage(umoci: string, layout: string, tag: string, con
   const config = ["config", "--image", `${layout}:${tag}`, "--architecture=amd64", "--os=linux"];
   for (const word of content.entrypoint ?? []) config.push(`--config.entrypoint=${word}`);
   for (const word of content.cmd ?? []) config.push(`--config.cmd=${word}`);
+  for (const variable of content.env ?? []) config.push(`--config.env=${variable}`);
   if (content.user) config.push(`--config.user=${content.user}`);
   await execFileAsync(umoci, config);
 }

@@ -136,6 +136,11 @@ export interface NodeCoordinates {
   inNetns: string[];
   /** A plain-HTTP anonymous registry: `host` is how pods and containerd name it, `pushHost` the loopback forward to it. */
   registry: { host: string; pushHost: string };
+  /**
+   * A bare OpenBao dev server (KV v2 at `secret/`, nothing else) for the pods: `inClusterAddr` is how
+   * pods and the shim reach it, `addr` the loopback forward to it. Root token for test setup only.
+   */
+  openbao: { addr: string; inClusterAddr: string; rootToken: string; binary: string };
   pauseImage: string;
   /** etcd, inside the namespace (`inNetns` + etcdctl). */
   etcdEndpoint: string;

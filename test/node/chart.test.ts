@@ -1,9 +1,9 @@
 // The user's path on a real node: the project's images (npm run images, no Docker) pushed to the
 // node's registry, `helm install charts/kustodia` with them; the webhook then runs as its two real
 // pods behind its Service with its self-managed TLS, the apiserver calls it through that Service, and
-// the ValidatingAdmissionPolicy guards what it would let through.
+// the ValidatingAdmissionPolicy guards what it would let through. Then the README's cluster
+// quickstart, its blocks run as written where the node allows (see `quickstartEnv`).
 import { execFile, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,13 +12,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { type BuiltImages, buildImages, IMAGE_TAG } from "../../scripts/images.ts";
 import { chartDir, helm, repoRoot, valuesArgs } from "../chart/chart.ts";
+import { shellBlocks } from "../docs/markdown.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { kubectl } from "../infra/kubectl.ts";
+import { buildImage, pushImage } from "../infra/oci-image.ts";
+import type { NodeCoordinates } from "../infra/types.ts";
 
 const execFileAsync = promisify(execFile);
 const release = "kustodia";
 const releaseNamespace = "kustodia";
-const appNamespace = `demo-${randomBytes(3).toString("hex")}`;
+/** The namespace of examples/pod.yaml and of the README's OpenBao role. */
+const appNamespace = "demo";
 
 interface Pod {
   metadata: { annotations?: Record<string, string> };
@@ -28,11 +32,35 @@ interface Pod {
   };
 }
 
-/** examples/pod.yaml in the test's namespace, as the README applies it. */
-function examplePod(): Pod & { metadata: { namespace: string } } {
-  const pod = parse(readFileSync(join(repoRoot, "examples", "pod.yaml"), "utf8"));
-  pod.metadata.namespace = appNamespace;
-  return pod;
+/** examples/pod.yaml, as the README applies it. */
+function examplePod(): Pod & { metadata: { namespace: string; name: string } } {
+  return parse(readFileSync(join(repoRoot, "examples", "pod.yaml"), "utf8"));
+}
+
+/** The shell block of `page` that contains `marker`. */
+function block(page: string, marker: string): string {
+  const found = shellBlocks(page, readFileSync(join(repoRoot, page), "utf8")).find((candidate) => candidate.code.includes(marker));
+  if (!found) throw new Error(`${page} has no shell block with ${JSON.stringify(marker)}`);
+  return found.code;
+}
+
+/**
+ * What a reader's shell has: kubectl and bao on PATH, KUBECONFIG for the node's cluster, and
+ * BAO_ADDR/BAO_TOKEN of an OpenBao administrator (the node's OpenBao, through its loopback forward).
+ */
+function quickstartEnv(node: NodeCoordinates, binDir: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PATH: `${binDir}:${process.env.PATH}`,
+    KUBECONFIG: node.kubeconfig,
+    BAO_ADDR: node.openbao.addr,
+    BAO_TOKEN: node.openbao.rootToken,
+  };
+}
+
+async function bash(script: string, env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
+  const { stdout } = await execFileAsync("bash", ["-euo", "pipefail", "-c", script], { env, cwd, maxBuffer: 16 * 1024 * 1024 });
+  return stdout;
 }
 
 describe.skipIf(skipWithout("node", "helm"))("helm install charts/kustodia on the real node, with the project's images", () => {
@@ -76,6 +104,16 @@ describe.skipIf(skipWithout("node", "helm"))("helm install charts/kustodia on th
     } finally {
       values.cleanup();
     }
+    // examples/pod.yaml runs `busybox:1.37`: the node sends docker.io to its own registry, where
+    // Debian's static busybox stands in for it.
+    const { stdout: busybox } = await execFileAsync("sh", ["-c", "command -v busybox"]);
+    const applets = Object.fromEntries(["sh", "env", "grep", "echo"].map((name) => [`/bin/${name}`, { symlink: "busybox" }]));
+    await buildImage("umoci", join(work, "layout"), "busybox", {
+      files: { "/bin/busybox": busybox.trim(), ...applets },
+      cmd: ["sh"],
+      env: ["PATH=/bin"],
+    });
+    await pushImage("skopeo", join(work, "layout"), "busybox", `${node.registry.pushHost}/library/busybox:1.37`);
     await kubectl(node, ["create", "namespace", appNamespace]);
     await kubectl(node, ["label", "namespace", appNamespace, "kustodia.io/injection=enabled"]);
     await kubectl(node, ["create", "serviceaccount", "myapp", "-n", appNamespace]);
@@ -85,6 +123,7 @@ describe.skipIf(skipWithout("node", "helm"))("helm install charts/kustodia on th
     const node = service("node");
     await helm(service("helm").binary, ["uninstall", release, "--namespace", releaseNamespace, "--wait"], node);
     await kubectl(node, ["delete", "namespace", appNamespace, releaseNamespace, "--wait=false", "--ignore-not-found"]);
+    await kubectl(node, ["delete", "clusterrolebinding", "openbao-reviewer", "--ignore-not-found"]);
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -135,5 +174,46 @@ describe.skipIf(skipWithout("node", "helm"))("helm install charts/kustodia on th
     await expect(kubectl(node, ["create", "--dry-run=server", "-o", "json", "-f", "-"], JSON.stringify(forged))).rejects.toThrow(
       /ValidatingAdmissionPolicy 'kustodia-injected'/,
     );
+  });
+
+  it("README quickstart: OpenBao's kubernetes auth configured against this cluster, as docs/backends.md and the README write it", async () => {
+    const node = service("node");
+    const binDir = join(work, "bin");
+    await execFileAsync("mkdir", ["-p", binDir]);
+    await execFileAsync("ln", ["-sf", node.kubectl, join(binDir, "kubectl")]);
+    await execFileAsync("ln", ["-sf", node.openbao.binary, join(binDir, "bao")]);
+    const script = [
+      block("docs/backends.md", "REVIEWER_JWT=$(kubectl create token"),
+      // OpenBao runs inside the node's network namespace: it reaches the apiserver at its in-cluster
+      // address, not at the loopback forward the kubeconfig names.
+      `KUBE_HOST=${node.inClusterServer}`,
+      block("README.md", "bao auth enable kubernetes"),
+    ].join("\n");
+    await bash(script, quickstartEnv(node, binDir), work);
+    const role = await bash("bao read -format=json auth/kubernetes/role/myapp", quickstartEnv(node, binDir), work);
+    expect(JSON.parse(role).data.bound_service_account_namespaces).toEqual([appNamespace]);
+  });
+
+  it("README quickstart: examples/pod.yaml runs, kubectl logs shows the value, the stored pod only the reference", async () => {
+    const node = service("node");
+    const env = quickstartEnv(node, join(work, "bin"));
+    const [apply, ...look] = block("README.md", "kubectl apply -f examples/pod.yaml").split("\n");
+    await bash(apply as string, env, repoRoot);
+    const pod = examplePod();
+    // The app prints and exits: wait until it has run once.
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const status = JSON.parse(await kubectl(node, ["get", "pod", pod.metadata.name, "-n", pod.metadata.namespace, "-o", "json"])).status;
+      const app = status.containerStatuses?.[0];
+      if (app?.state?.terminated || app?.lastState?.terminated) break;
+      if (Date.now() > deadline) throw new Error(`the pod did not run: ${JSON.stringify(status)}`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    const output = await bash(look.join("\n"), env, repoRoot);
+    expect(output).toContain("app sees PASSWORD=s3cr3t");
+    expect(output).toContain("no SECRET_* or KUSTODIA_* var");
+    expect(output).toMatch(/- name: SECRET_PASSWORD\n\s+value: myapp\/password/);
+    const stored = await kubectl(node, ["get", "pod", pod.metadata.name, "-n", pod.metadata.namespace, "-o", "json"]);
+    expect(stored).not.toContain("s3cr3t");
   });
 });
