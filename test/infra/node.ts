@@ -163,6 +163,8 @@ async function makePki(dir: string): Promise<Pki> {
 }
 
 export async function startNode(ctx: InfraContext): Promise<StartedService<NodeCoordinates>> {
+  if (process.getuid?.() !== 0)
+    throw new Error("the test node needs root (network namespace, cgroups, mounts); leave `node` out with KUSTODIA_INFRA_ONLY");
   const binaries = await install(ctx.cacheDir);
   const dir = join(ctx.runDir, "node");
   mkdirSync(dir, { recursive: true });
