@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, wr
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NODE_CGROUP } from "./node-config.ts";
-import { type Daemon, isAlive, logTail, startDaemon } from "./proc.ts";
+import { type Daemon, isAlive, startDaemon } from "./proc.ts";
 
 /** The node's runtime state: fixed, so that a later run can find and remove what a crashed one left. */
 export const NODE_ROOT = process.env.KUSTODIA_NODE_ROOT ?? "/var/lib/kustodia-node";
@@ -56,7 +56,7 @@ export async function acquireNodeLock(runDir: string): Promise<Daemon> {
       const owner = readOwner();
       const who = owner
         ? `run ${owner.runDir} (checkout ${owner.cwd}, node-lock pid ${owner.pid}, since ${owner.since})`
-        : `another process (see ${LOCK_FILE}; ${logTail(holder.logFile, 3)})`;
+        : `another process holding ${LOCK_FILE}`;
       throw new Error(
         `the test node is in use by ${who}: one node per machine, because the kubelet and containerd use fixed host paths. ` +
           "Stop that run (`npm run infra -- down` in its checkout), or leave `node` out with KUSTODIA_INFRA_ONLY.",
@@ -96,6 +96,13 @@ export function inNetns(command: string, args: string[]): string {
 function cgroupV1Hierarchies(): string[] {
   return mountinfo()
     .filter((mount) => mount.fstype === "cgroup")
+    .map((mount) => mount.mountPoint);
+}
+
+/** Every cgroup hierarchy: the v1 ones and, on a hybrid host, the v2 one where runc mirrors its groups too. */
+function allCgroupHierarchies(): string[] {
+  return mountinfo()
+    .filter((mount) => mount.fstype === "cgroup" || mount.fstype === "cgroup2")
     .map((mount) => mount.mountPoint);
 }
 
@@ -173,7 +180,7 @@ export async function teardownNodeHost(): Promise<void> {
     removeIfEmpty(dirname(path));
   }
   removeIfEmpty("/var/lib/kubelet");
-  for (const hierarchy of cgroupV1Hierarchies()) removeCgroupTree(join(hierarchy, NODE_CGROUP));
+  for (const hierarchy of allCgroupHierarchies()) removeCgroupTree(join(hierarchy, NODE_CGROUP));
 }
 
 /** Forgets who holds the lock; the lock itself goes with its holder daemon. */
@@ -184,16 +191,17 @@ export function forgetNodeLockOwner(): void {
 async function killCgroup(): Promise<void> {
   const freezer = cgroupV1Hierarchies().find((hierarchy) => hierarchy.endsWith("/freezer"));
   const frozen = freezer ? join(freezer, NODE_CGROUP, "freezer.state") : undefined;
-  const anyHierarchy = cgroupV1Hierarchies().find((hierarchy) => existsSync(join(hierarchy, NODE_CGROUP)));
-  if (!anyHierarchy) return;
-  const root = join(anyHierarchy, NODE_CGROUP);
+  const roots = allCgroupHierarchies()
+    .map((hierarchy) => join(hierarchy, NODE_CGROUP))
+    .filter((root) => existsSync(root));
+  if (roots.length === 0) return;
   const setFreezer = (state: "FROZEN" | "THAWED") => {
     if (frozen && existsSync(frozen)) writeFileSync(frozen, state);
   };
   const deadline = Date.now() + 20_000;
   for (;;) {
     setFreezer("FROZEN");
-    const pids = cgroupPids(root);
+    const pids = [...new Set(roots.flatMap(cgroupPids))];
     if (pids.length === 0) break;
     for (const pid of pids) {
       try {
@@ -203,7 +211,7 @@ async function killCgroup(): Promise<void> {
       }
     }
     setFreezer("THAWED"); // a frozen process dies of SIGKILL only once thawed
-    if (Date.now() > deadline) throw new Error(`node teardown: processes ${pids.join(", ")} in cgroup ${root} survive SIGKILL`);
+    if (Date.now() > deadline) throw new Error(`node teardown: processes ${pids.join(", ")} in cgroup ${NODE_CGROUP} survive SIGKILL`);
     await sleep(100);
   }
   setFreezer("THAWED");

@@ -347,6 +347,8 @@ async function startCluster(binaries: Binaries, starting: Starting): Promise<Nod
     `--service-account-private-key-file=${pki.serviceAccount.privateKeyFile}`,
     `--service-cluster-ip-range=${NODE.serviceCidr}`,
     "--allocate-node-cidrs=false",
+    // Its default, /usr/libexec/kubernetes/..., would be created on the host.
+    `--flex-volume-plugin-dir=${join(NODE_ROOT, "volume-plugins")}`,
     "--v=1",
   ]);
   daemon(starting, "kube-scheduler", binaries.kube["kube-scheduler"], [
