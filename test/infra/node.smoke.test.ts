@@ -3,17 +3,30 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { service, skipWithout } from "./coords.ts";
 import { kubectl } from "./kubectl.ts";
 import { acquireNodeLock } from "./node-host.ts";
-import { buildImage, pushImage } from "./oci-image.ts";
+import { buildImage, busyboxImage, pushImage } from "./oci-image.ts";
 
 const execFileAsync = promisify(execFile);
 
 describe.skipIf(skipWithout("node"))("a real node: kubelet + containerd + runc inside the run's network namespace", () => {
   const work = mkdtempSync(join(tmpdir(), "kustodia-node-smoke-"));
+  const image = () => `${service("node").registry.host}/kustodia-test/busybox:v1`;
+  beforeAll(async () => {
+    const node = service("node");
+    const layout = join(work, "images");
+    await buildImage(
+      "umoci",
+      layout,
+      "busybox",
+      busyboxImage(["sh", "echo", "hostname", "sleep", "printf", "nc"], { entrypoint: ["sh", "-c"] }),
+    );
+    await pushImage("skopeo", layout, "busybox", image().replace(node.registry.host, node.registry.pushHost));
+  });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("turns Ready, running the pinned kubelet and containerd, at an address inside its namespace", async () => {
@@ -43,19 +56,9 @@ describe.skipIf(skipWithout("node"))("a real node: kubelet + containerd + runc i
     expect(namespaceAddresses).toContain(`${node.nodeIp}/32`);
   });
 
-  it("schedules a pod from an image in its registry, runs it, and serves its log to kubectl logs", async () => {
+  /** A pod running `script` in the busybox image, then sleeping; its log once it matches `expected`. */
+  async function podLog(name: string, script: string, expected: RegExp): Promise<{ log: string; podIP: string; nodeName: string }> {
     const node = service("node");
-    const { stdout: busybox } = await execFileAsync("sh", ["-c", "command -v busybox"]);
-    const layout = join(work, "images");
-    await buildImage("umoci", layout, "hello", {
-      files: { "/bin/busybox": busybox.trim(), "/bin/sh": { symlink: "busybox" } },
-      entrypoint: ["/bin/sh", "-c"],
-    });
-    const reference = `${node.registry.host}/kustodia-test/hello:v1`;
-    await pushImage("skopeo", layout, "hello", reference.replace(node.registry.host, node.registry.pushHost));
-
-    const name = `hello-${randomBytes(3).toString("hex")}`;
-    const marker = randomBytes(8).toString("hex");
     const pod = {
       apiVersion: "v1",
       kind: "Pod",
@@ -63,9 +66,9 @@ describe.skipIf(skipWithout("node"))("a real node: kubelet + containerd + runc i
       spec: {
         containers: [
           {
-            name: "hello",
-            image: reference,
-            args: [`echo "hello ${marker} from $(/bin/busybox hostname)"; exec /bin/busybox sleep 3600`],
+            name: "main",
+            image: image(),
+            args: [`${script}; exec sleep 3600`],
             securityContext: { seccompProfile: { type: "RuntimeDefault" }, allowPrivilegeEscalation: false },
           },
         ],
@@ -75,17 +78,35 @@ describe.skipIf(skipWithout("node"))("a real node: kubelet + containerd + runc i
     await kubectl(node, ["apply", "-f", "-"], JSON.stringify(pod));
     try {
       await kubectl(node, ["wait", "--for=condition=Ready", `pod/${name}`, "--timeout=120s"]);
-      const running = JSON.parse(await kubectl(node, ["get", "pod", name, "-o", "json"])) as {
-        spec: { nodeName: string };
-        status: { podIP: string };
-      };
-      expect(running.spec.nodeName).toBe(node.nodeName);
-      expect(running.status.podIP).toMatch(new RegExp(`^${node.podCidr.split(".").slice(0, 3).join("\\.")}\\.`));
-      const logs = await kubectl(node, ["logs", name]);
-      expect(logs).toContain(`hello ${marker} from ${name}`);
+      const deadline = Date.now() + 30_000;
+      let log = await kubectl(node, ["logs", name]);
+      while (!expected.test(log) && Date.now() < deadline) {
+        await sleep(200);
+        log = await kubectl(node, ["logs", name]);
+      }
+      const running = JSON.parse(await kubectl(node, ["get", "pod", name, "-o", "json"]));
+      return { log, podIP: running.status.podIP, nodeName: running.spec.nodeName };
     } finally {
       await kubectl(node, ["delete", "pod", name, "--wait=false"]);
     }
+  }
+
+  it("schedules a pod from an image in its registry, runs it, and serves its log to kubectl logs", async () => {
+    const node = service("node");
+    const name = `hello-${randomBytes(3).toString("hex")}`;
+    const marker = randomBytes(8).toString("hex");
+    const started = await podLog(name, `echo "hello ${marker} from $(hostname)"`, /hello/);
+    expect(started.nodeName).toBe(node.nodeName);
+    expect(started.podIP).toMatch(new RegExp(`^${node.podCidr.split(".").slice(0, 3).join("\\.")}\\.`));
+    expect(started.log).toContain(`hello ${marker} from ${name}`);
+  });
+
+  it("lets a pod reach the apiserver at the kubernetes Service's ClusterIP (no kube-proxy: one DNAT rule in the namespace)", async () => {
+    const name = `clusterip-${randomBytes(3).toString("hex")}`;
+    // busybox's TLS cannot talk to the apiserver's ciphers; plain HTTP to its TLS port gets Go's own answer.
+    const script = "printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | nc -w 3 $KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT";
+    const { log } = await podLog(name, script, /HTTPS server/);
+    expect(log).toContain("Client sent an HTTP request to an HTTPS server.");
   });
 
   it("refuses a second node on this machine, naming the run that holds it", async () => {

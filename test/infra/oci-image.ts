@@ -1,6 +1,6 @@
 // Small single-layer OCI images without Docker, for the test node: host files copied into a fresh
 // rootfs, made into an image in an OCI layout with umoci, pushed to a registry with skopeo.
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -16,9 +16,11 @@ export interface ImageContent {
   user?: string;
 }
 
-export interface ImageTools {
-  umoci: string;
-  skopeo: string;
+/** Debian's static busybox (group runtime-test) with `applets` as symlinks in /bin, and PATH=/bin. */
+export function busyboxImage(applets: string[], config: Omit<ImageContent, "files" | "env"> = {}): ImageContent {
+  const busybox = execFileSync("sh", ["-c", "command -v busybox"], { encoding: "utf8" }).trim();
+  const links = Object.fromEntries(applets.map((name) => [`/bin/${name}`, { symlink: "busybox" }]));
+  return { files: { "/bin/busybox": busybox, ...links }, env: ["PATH=/bin"], ...config };
 }
 
 /** Writes `content` as image `tag` into the OCI layout at `layout` (created when missing). */

@@ -15,7 +15,7 @@ import { chartDir, helm, repoRoot, valuesArgs } from "../chart/chart.ts";
 import { shellBlocks } from "../docs/markdown.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { kubectl } from "../infra/kubectl.ts";
-import { buildImage, pushImage } from "../infra/oci-image.ts";
+import { buildImage, busyboxImage, pushImage } from "../infra/oci-image.ts";
 import type { NodeCoordinates } from "../infra/types.ts";
 
 const execFileAsync = promisify(execFile);
@@ -106,13 +106,7 @@ describe.skipIf(skipWithout("node", "helm"))("helm install charts/kustodia on th
     }
     // examples/pod.yaml runs `busybox:1.37`: the node sends docker.io to its own registry, where
     // Debian's static busybox stands in for it.
-    const { stdout: busybox } = await execFileAsync("sh", ["-c", "command -v busybox"]);
-    const applets = Object.fromEntries(["sh", "env", "grep", "echo"].map((name) => [`/bin/${name}`, { symlink: "busybox" }]));
-    await buildImage("umoci", join(work, "layout"), "busybox", {
-      files: { "/bin/busybox": busybox.trim(), ...applets },
-      cmd: ["sh"],
-      env: ["PATH=/bin"],
-    });
+    await buildImage("umoci", join(work, "layout"), "busybox", busyboxImage(["sh", "env", "grep", "echo"], { cmd: ["sh"] }));
     await pushImage("skopeo", join(work, "layout"), "busybox", `${node.registry.pushHost}/library/busybox:1.37`);
     await kubectl(node, ["create", "namespace", appNamespace]);
     await kubectl(node, ["label", "namespace", appNamespace, "kustodia.io/injection=enabled"]);
