@@ -44,6 +44,7 @@ export const DEFAULT_REFERENCE_PREFIX = "SECRET_";
 /** Every shim setting lives in an env var with this prefix; all are stripped before exec. */
 export const SHIM_ENV_PREFIX = "KUSTODIA_";
 
+/** The shim's env vars; common/shim-settings.ts says what each accepts. */
 export const ShimEnv = {
   backend: "KUSTODIA_BACKEND",
   vaultAddr: "KUSTODIA_VAULT_ADDR",
@@ -54,8 +55,15 @@ export const ShimEnv = {
   vaultKvMount: "KUSTODIA_VAULT_KV_MOUNT",
   vaultNamespace: "KUSTODIA_VAULT_NAMESPACE",
   vaultTokenFile: "KUSTODIA_VAULT_TOKEN_FILE",
+  /** AppRole credentials, read from files (like Vault Agent's role_id_file_path), never from env. */
+  vaultRoleIdFile: "KUSTODIA_VAULT_ROLE_ID_FILE",
+  vaultSecretIdFile: "KUSTODIA_VAULT_SECRET_ID_FILE",
   saTokenFile: "KUSTODIA_SA_TOKEN_FILE",
   custodiaUrl: "KUSTODIA_CUSTODIA_URL",
+  /** TLS for an `https://` Custodia: CA bundle, and the client certificate + key it authenticates with. */
+  custodiaCaCert: "KUSTODIA_CUSTODIA_CACERT",
+  custodiaClientCert: "KUSTODIA_CUSTODIA_CLIENT_CERT",
+  custodiaClientKey: "KUSTODIA_CUSTODIA_CLIENT_KEY",
   prefix: "KUSTODIA_PREFIX",
   passthrough: "KUSTODIA_PASSTHROUGH",
   ignoreMissing: "KUSTODIA_IGNORE_MISSING",

@@ -82,7 +82,9 @@ function onPath(command: string): boolean {
 }
 
 /** The Debian packages of the build tools (group `build` of scripts/system/debian-packages.txt). */
-export const RUNTIME_BUILD_PACKAGES = debianPackages("build");
+export function runtimeBuildPackages(): string[] {
+  return debianPackages("build");
+}
 
 /**
  * Makes sure the build tools are there. When one is missing, says which and has the project's one

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_SA_TOKEN_FILE, loadConfig, missingVaultSettings, type ShimConfig } from "./config.ts";
+import { DEFAULT_SA_TOKEN_FILE } from "../common/shim-settings.ts";
+import { loadConfig, missingVaultSettings, type ShimConfig } from "./config.ts";
 
 function config(env: Record<string, string>): ShimConfig {
   const loaded = loadConfig(env);
@@ -44,7 +45,7 @@ describe("loadConfig", () => {
       KUSTODIA_CUSTODIA_URL: "http+unix:///run/custodia.sock",
       KUSTODIA_PREFIX: "REF_",
       KUSTODIA_PASSTHROUGH: " SECRET_KEY , SALT ",
-      KUSTODIA_IGNORE_MISSING: "TRUE",
+      KUSTODIA_IGNORE_MISSING: "true",
       KUSTODIA_TIMEOUT: "1m30s",
       KUSTODIA_ROTATION: "signal",
       KUSTODIA_ROTATION_INTERVAL: "1.5s",
@@ -119,7 +120,7 @@ describe("loadConfig", () => {
     { name: "role", env: { KUSTODIA_VAULT_ROLE: "a role" }, error: "KUSTODIA_VAULT_ROLE" },
     { name: "prefix", env: { KUSTODIA_PREFIX: "1X" }, error: "KUSTODIA_PREFIX" },
     { name: "prefix of kustodia's own", env: { KUSTODIA_PREFIX: "KUSTODIA_X_" }, error: "KUSTODIA_PREFIX" },
-    { name: "passthrough", env: { KUSTODIA_PASSTHROUGH: "OK,not-a-name" }, error: 'KUSTODIA_PASSTHROUGH="not-a-name"' },
+    { name: "passthrough", env: { KUSTODIA_PASSTHROUGH: "OK,not-a-name" }, error: 'KUSTODIA_PASSTHROUGH="OK,not-a-name"' },
     {
       name: "boolean",
       env: { KUSTODIA_IGNORE_MISSING: "yes please" },

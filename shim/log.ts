@@ -9,8 +9,9 @@
 // prefix, at every level; every string in it is censored the same way.
 import { writeSync } from "node:fs";
 
-export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+import { SHIM_LOG_LEVELS as LOG_LEVELS, type ShimLogLevel as LogLevel } from "../common/shim-settings.ts";
+
+export type { ShimLogLevel as LogLevel } from "../common/shim-settings.ts";
 
 export interface Log {
   debug(message: string): void;

@@ -3,7 +3,7 @@ import { type IssuedReference, issuanceKey, type SecretReference } from "../comm
 import { createLog } from "./log.ts";
 import { createResolver, formatProblem, isUnavailableOnly, planReferences, type ReferenceVar, type SourceOpener } from "./resolve.ts";
 import type { Clock } from "./retry.ts";
-import { type Secret, type SecretSource, SourceError } from "./sources/source.ts";
+import { type LeaseIssuer, type Secret, type SecretSource, SourceError } from "./sources/source.ts";
 
 const settings = { prefix: "SECRET_", passthrough: ["SECRET_KEY"], backend: "vault" as const };
 const quiet = createLog("error", () => undefined);
@@ -235,8 +235,16 @@ describe("createResolver", () => {
 });
 
 /** A source that issues: each issuance is a new certificate/key pair numbered by the request count. */
-class IssuingSource extends MemorySource {
+class IssuingSource extends MemorySource implements LeaseIssuer {
   issues: string[] = [];
+  async renew(): Promise<number> {
+    return 61_000;
+  }
+  async release(): Promise<void> {}
+  keepAlive(): () => void {
+    return () => {};
+  }
+  onCredentialReplaced(): void {}
   async issue(reference: IssuedReference): Promise<Secret> {
     this.issues.push(issuanceKey(reference));
     const n = this.issues.length;

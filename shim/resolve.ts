@@ -20,7 +20,7 @@ import {
 import type { Environment } from "./config.ts";
 import type { Log } from "./log.ts";
 import { type Clock, DEFAULT_RETRY, type RetryPolicy, retryUntil, systemClock } from "./retry.ts";
-import { type Secret, type SecretInfo, type SecretSource, SourceError } from "./sources/source.ts";
+import { isLeaseIssuer, type Secret, type SecretInfo, type SecretSource, SourceError } from "./sources/source.ts";
 
 export interface ReferenceVar {
   /** `SECRET_DB_PASSWORD` */
@@ -201,7 +201,7 @@ export function createResolver(open: SourceOpener, options: ResolverOptions): Re
 
   const fetch = (source: SecretSource, reference: ReferenceVar["reference"], timeoutMs: number): Promise<Secret> => {
     if (!isIssued(reference)) return source.read(reference, { timeoutMs });
-    if (!source.issue) throw new SourceError("config", `the ${reference.backend} backend cannot issue secrets`);
+    if (!isLeaseIssuer(source)) throw new SourceError("config", `the ${reference.backend} backend cannot issue secrets`);
     return source.issue(reference, { timeoutMs });
   };
 

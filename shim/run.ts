@@ -24,6 +24,7 @@ import {
 } from "./resolve.ts";
 import type { SupervisorControl } from "./rotation.ts";
 import { openSource } from "./sources/open.ts";
+import { isLeaseIssuer } from "./sources/source.ts";
 
 export interface Start {
   config: ShimConfig;
@@ -88,7 +89,8 @@ async function supervised(start: Start, run: Supervised) {
   const { config, env, log } = start;
   const { endLike, supervise } = await import("./rotation.ts");
   const sources = await run.resolver.sources();
-  for (const source of sources) source.keepAlive?.();
+  const issuers = sources.filter(isLeaseIssuer);
+  for (const issuer of issuers) issuer.keepAlive();
   process.removeAllListeners("SIGUSR1"); // main's startup guard: the supervisor forwards SIGUSR1 from now on
 
   const stored = run.references.filter((ref) => !isIssued(ref.reference));
@@ -120,7 +122,7 @@ async function supervised(start: Start, run: Supervised) {
   const issued = groups.filter((group) => group.refs.some((ref) => isIssued(ref.reference)));
   let keeper: LeaseKeeper | undefined;
   if (issued.length > 0) {
-    const vault = sources.find((source) => source.issue !== undefined);
+    const [vault] = issuers;
     const { keepLeases } = await import("./leases.ts");
     let reissueBegan = 0;
     keeper = keepLeases({
@@ -128,7 +130,7 @@ async function supervised(start: Start, run: Supervised) {
       margin: config.rotation.margin,
       log,
       renew: async (lease, incrementS) => {
-        if (!vault?.renew) throw new Error("the backend cannot renew leases");
+        if (!vault) throw new Error("the backend cannot renew leases");
         return vault.renew(lease, incrementS, { timeoutMs: config.timeoutMs });
       },
       reissue: (group) => {
@@ -150,7 +152,7 @@ async function supervised(start: Start, run: Supervised) {
         control?.stop({ code: new ShimError(exitFor(problems), message).exitCode });
       },
     });
-    for (const source of sources) source.onCredentialReplaced?.((at) => keeper?.retire(at));
+    for (const issuer of issuers) issuer.onCredentialReplaced((at) => keeper?.retire(at));
   }
 
   const exit = await supervise({
@@ -165,8 +167,8 @@ async function supervised(start: Start, run: Supervised) {
   });
   keeper?.stop();
   await Promise.all(
-    sources.map((source) =>
-      source.release?.({ timeoutMs: RELEASE_TIMEOUT_MS }).catch((error: unknown) => log.warn(`releasing: ${(error as Error).message}`)),
+    issuers.map((issuer) =>
+      issuer.release({ timeoutMs: RELEASE_TIMEOUT_MS }).catch((error: unknown) => log.warn(`releasing: ${(error as Error).message}`)),
     ),
   );
   endLike(exit);

@@ -6,7 +6,7 @@ import fc from "fast-check";
 import fastJsonPatch from "fast-json-patch";
 import { describe, expect, it } from "vitest";
 import { type AdmissionContext, type AdmissionRequest, admit } from "./admission.ts";
-import type { ImageLookupResult } from "./mutate.ts";
+import type { ImageLookupResult } from "./image-facts.ts";
 import type { JsonObject } from "./pod.ts";
 
 const RUNS = Number(process.env.KUSTODIA_PROPERTY_RUNS ?? 10_000);

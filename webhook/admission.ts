@@ -2,7 +2,10 @@
 // request is ours (CREATE of a Pod, not in an excluded namespace), gathers the image facts the
 // mutation needs, and turns the mutation into a JSON Patch by diffing raw JSON.
 import fastJsonPatch, { type Operation } from "fast-json-patch";
-import { type ImageLookupResult, type ImageNeed, imagesNeeded, type MutationSettings, mutatePod } from "./mutate.ts";
+import { imagesNeeded } from "./command.ts";
+import { renderDecision } from "./decision.ts";
+import type { ImageLookupResult, ImageNeed } from "./image-facts.ts";
+import { type MutationSettings, mutatePod } from "./mutate.ts";
 import { isObject, type JsonObject, objectAt, podDisplayName, stringAt } from "./pod.ts";
 
 const { compare } = fastJsonPatch;
@@ -143,7 +146,7 @@ export async function admit(
 
   const needs = imagesNeeded(pod, context.settings);
   const images = needs.length > 0 ? await context.lookupImages(needs, pod, namespace, access) : new Map<string, ImageLookupResult>();
-  const decision = mutatePod(pod, context.settings, images);
+  const decision = renderDecision(mutatePod(pod, context.settings, images));
   switch (decision.kind) {
     case "skip":
       return allow(decision.reason, decision.warnings);

@@ -2,17 +2,15 @@
 // act on — which containers are selected and why, their new command, which reference var becomes
 // which app var read from where, the warnings and the denial. Pure: the caller looks up images.
 // Every decision comes from the mutation rules themselves (mutate.ts); this module only explains.
-import {
-  ANNOTATION_PREFIX,
-  Annotations,
-  MOUNT_PATH,
-  SERVICE_ACCOUNT_TOKEN_DIR,
-  SHIM_ENV_PREFIX,
-  SHIM_TOKEN_DIR,
-} from "../common/contract.ts";
+import { ANNOTATION_PREFIX, Annotations, MOUNT_PATH, SERVICE_ACCOUNT_TOKEN_DIR } from "../common/contract.ts";
 import { type Backend, isIssued, parseReference, type Reference, splitList, targetName } from "../common/reference.ts";
-import { type Decision, type ImageLookupResult, type ImageNeed, type MutationSettings, mutatePod, selectContainers } from "./mutate.ts";
+import { readSetting, ShimSettings } from "../common/shim-settings.ts";
+import type { ContainerPlan, Decision } from "./decision.ts";
+import { isNotice, renderDenial, renderFinding, renderSelection, renderSkipReason } from "./findings.ts";
+import type { ImageLookupResult, ImageNeed } from "./image-facts.ts";
+import { type MutationSettings, mutatePod } from "./mutate.ts";
 import { annotations, arrayAt, containersOf, envOf, type JsonObject, objectAt, type RawContainer, stringAt, stringListAt } from "./pod.ts";
+import { selectContainers } from "./selection.ts";
 
 export interface ReferenceReport {
   /** `SECRET_PASSWORD` */
@@ -116,10 +114,11 @@ interface PodDefaults {
 
 function podDefaults(pod: JsonObject, settings: MutationSettings): PodDefaults {
   const podAnnotations = annotations(pod);
-  const backend = podAnnotations[Annotations.backend] ?? settings.shimDefaults.backend ?? "vault";
+  const backend = readSetting("backend", podAnnotations[Annotations.backend] || settings.shimDefaults.backend);
+  const kvMount = readSetting("vaultKvMount", podAnnotations[Annotations.vaultKvMount] || settings.shimDefaults.vaultKvMount);
   return {
-    backend: backend === "custodia" ? "custodia" : "vault",
-    kvMount: podAnnotations[Annotations.vaultKvMount] ?? settings.shimDefaults.vaultKvMount ?? "secret",
+    backend: backend.ok ? backend.value : ShimSettings.backend.fallback,
+    kvMount: kvMount.ok ? kvMount.value : ShimSettings.vaultKvMount.fallback,
   };
 }
 
@@ -169,53 +168,24 @@ function referenceReports(container: RawContainer, pod: JsonObject, settings: Mu
   return reports;
 }
 
-function selectionReason(container: RawContainer, pod: JsonObject, selected: boolean, settings: MutationSettings): string {
-  const podAnnotations = annotations(pod);
-  if (podAnnotations[Annotations.inject]?.toLowerCase() !== "true") return "the pod is not opted in";
-  if (podAnnotations[Annotations.containers] !== undefined) {
-    return selected ? `named in ${Annotations.containers}` : `not named in ${Annotations.containers}`;
-  }
-  const passthrough = new Set(splitList(podAnnotations[Annotations.passthrough]));
-  const vars = envOf(container)
-    .map((item) => item.name)
-    .filter((name) => targetName(name, settings.referencePrefix) !== undefined);
-  const references = vars.filter((name) => !passthrough.has(name));
-  if (selected) return `declares ${references.join(", ")}`;
-  if (vars.length > 0) return `its ${settings.referencePrefix} vars are all passthrough`;
-  return `declares no ${settings.referencePrefix}<NAME> var`;
-}
-
-function containerOf(pod: JsonObject, list: "initContainers" | "containers", name: string): RawContainer | undefined {
-  return containersOf(objectAt(pod, "spec") ?? {}, list).find((container) => container.name === name);
-}
-
-function containerReports(original: JsonObject, decision: Decision, settings: MutationSettings, selected: Set<string>) {
-  const mutated = decision.kind === "mutate" ? decision.pod : undefined;
-  const reports: ContainerReport[] = [];
-  for (const list of ["initContainers", "containers"] as const) {
-    for (const container of containersOf(objectAt(original, "spec") ?? {}, list)) {
-      const isSelected = selected.has(container.name);
-      const report: ContainerReport = {
-        list,
-        name: container.name,
-        selected: isSelected,
-        why: selectionReason(container, original, isSelected, settings),
-        settings: [],
-        references: referenceReports(container, original, settings),
-      };
-      const after = mutated ? containerOf(mutated, list, container.name) : undefined;
-      if (isSelected && after) {
-        report.runs = [...(stringListAt(after, "command") ?? []), ...(stringListAt(after, "args") ?? [])];
-        const before = new Set(envOf(container).map((item) => `${item.name}=${String(item.value)}`));
-        report.settings = envOf(after)
-          .filter((item) => item.name.startsWith(SHIM_ENV_PREFIX) && typeof item.value === "string")
-          .map((item) => `${item.name}=${item.value as string}`)
-          .filter((setting) => !before.has(setting));
-      }
-      reports.push(report);
-    }
-  }
-  return reports;
+/** Each container as the mutation planned it: selected or not and why, and what it runs now. */
+function containerReports(admitted: JsonObject, decision: Decision, settings: MutationSettings): ContainerReport[] {
+  const optedIn = annotations(admitted)[Annotations.inject]?.toLowerCase() === "true";
+  const plans: ContainerPlan[] = decision.kind === "skip" ? selectContainers(admitted, settings.referencePrefix).all : decision.containers;
+  const spec = objectAt(admitted, "spec") ?? {};
+  return plans.map((plan) => {
+    const container = containersOf(spec, plan.list).find((candidate) => candidate.name === plan.name) as RawContainer;
+    const report: ContainerReport = {
+      list: plan.list,
+      name: plan.name,
+      selected: optedIn && plan.selected,
+      why: optedIn ? renderSelection(plan.selection) : "the pod is not opted in",
+      settings: (plan.shimEnv ?? []).map(({ name, value }) => `${name}=${value}`),
+      references: referenceReports(container, admitted, settings),
+    };
+    if (decision.kind === "mutate" && plan.command) report.runs = [...plan.command, ...(plan.args ?? [])];
+    return report;
+  });
 }
 
 /** `kustodia.io/*` annotations the webhook does not know, or `entrypoint.<c>` naming no container. */
@@ -294,11 +264,6 @@ function declaresReferences(container: ContainerReport): boolean {
   return container.references.some((reference) => reference.kind !== "passthrough");
 }
 
-/** The warning that only says what the webhook adds for the shim's login: a note, not a problem. */
-function isTokenNotice(warning: string): boolean {
-  return warning.includes(SHIM_TOKEN_DIR);
-}
-
 /**
  * Explains what the webhook would do to `pod` (raw JSON, as in a file). `images` holds the lookups
  * of `imagesNeeded(asAdmittedByApiserver(pod))`; a missing entry is reported as not looked up.
@@ -309,14 +274,14 @@ export function checkPod(pod: JsonObject, settings: MutationSettings, images: Re
   const notes: string[] = [];
   const inject = annotations(pod)[Annotations.inject];
   const decision = mutatePod(admitted, settings, images);
-  const selected = new Set(
-    decision.kind === "mutate" ? decision.injected : selectContainers(admitted, settings).selected.map((s) => s.container.name),
+  const containers = containerReports(admitted, decision, settings);
+  for (const warning of decision.warnings) (isNotice(warning) ? notes : problems).push(renderFinding(warning));
+  const warned = new Set(
+    decision.warnings.flatMap((warning) => (warning.code === "KUS_REFERENCE_INVALID" ? [`${warning.container}\0${warning.variable}`] : [])),
   );
-  const containers = containerReports(admitted, decision, settings, inject?.toLowerCase() === "true" ? selected : new Set());
-  for (const warning of decision.warnings) (isTokenNotice(warning) ? notes : problems).push(warning);
   for (const container of containers) {
     for (const reference of container.references) {
-      if (reference.kind === "invalid" && !problems.some((problem) => problem.includes(reference.text)))
+      if (reference.kind === "invalid" && !warned.has(`${container.name}\0${reference.name}`))
         problems.push(`container "${container.name}" env ${reference.name}: ${reference.text}`);
     }
   }
@@ -326,10 +291,10 @@ export function checkPod(pod: JsonObject, settings: MutationSettings, images: Re
   if (decision.kind === "deny") {
     outcome = "denied";
     summary = "denied: the apiserver would refuse to create it";
-    problems.push(`kustodia: ${decision.message}`);
+    problems.push(`kustodia: ${renderDenial(decision.denials)}`);
   } else if (decision.kind === "skip") {
     outcome = "not mutated";
-    summary = `not mutated: ${decision.reason}`;
+    summary = `not mutated: ${renderSkipReason(decision.reason)}`;
     const declaring = containers.filter(declaresReferences);
     if (inject !== undefined && inject.toLowerCase() !== "true") {
       problems.push(`${Annotations.inject} is ${JSON.stringify(inject)}; only "true" opts a pod in`);

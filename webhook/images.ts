@@ -1,7 +1,7 @@
 // Gathers the image facts a mutation needs: pull-secret credentials for the pod, then one
 // ENTRYPOINT/CMD lookup per container, concurrently. Failures come back as values.
 import type { LookupAccess } from "./admission.ts";
-import type { ImageLookupResult, ImageNeed } from "./mutate.ts";
+import type { ImageLookupResult, ImageNeed } from "./image-facts.ts";
 import type { JsonObject } from "./pod.ts";
 import type { PullSecretReader } from "./pull-secrets.ts";
 import type { RegistryClient } from "./registry/client.ts";

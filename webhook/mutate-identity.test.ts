@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { Annotations } from "../common/contract.ts";
-import { type ImageLookupResult, type MutationSettings, mutatePod } from "./mutate.ts";
+import { renderDecision } from "./decision.ts";
+import type { ImageLookupResult } from "./image-facts.ts";
+import { mutatePod as decide, type MutationSettings } from "./mutate.ts";
 import type { JsonObject } from "./pod.ts";
+
+/** The decision in words, as the admission response carries it. */
+const mutatePod = (...args: Parameters<typeof decide>) => renderDecision(decide(...args));
 
 // Issued references may use the pod's identity ({pod.name}, ...): containers that declare one get it
 // from the downward API as KUSTODIA_POD_NAME / _NAMESPACE / _SERVICE_ACCOUNT; others are left alone.

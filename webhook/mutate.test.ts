@@ -1,8 +1,14 @@
 import fastJsonPatch from "fast-json-patch";
 import { describe, expect, it } from "vitest";
 import { Annotations, INSTALL_CONTAINER_NAME, MOUNT_PATH, SHIM_PATH } from "../common/contract.ts";
-import { type ImageLookupResult, imagesNeeded, type MutationSettings, mutatePod } from "./mutate.ts";
+import { imagesNeeded } from "./command.ts";
+import { renderDecision } from "./decision.ts";
+import type { ImageLookupResult } from "./image-facts.ts";
+import { mutatePod as decide, type MutationSettings } from "./mutate.ts";
 import type { JsonObject } from "./pod.ts";
+
+/** The decision in words, as the admission response carries it. */
+const mutatePod = (...args: Parameters<typeof decide>) => renderDecision(decide(...args));
 
 const settings: MutationSettings = {
   shimImage: "registry.example/kustodia/shim:0.1.0",

@@ -3,22 +3,21 @@
 // process.env.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { BACKENDS } from "../common/reference.ts";
+import { parseDuration as readDuration } from "../common/duration.ts";
+import { deepFreeze } from "../common/freeze.ts";
+import {
+  CLUSTER_DEFAULT_KEYS,
+  type ClusterDefaultKey,
+  clusterDefaultEnv,
+  readSetting,
+  type ShimSettingKey,
+  ShimSettings,
+} from "../common/shim-settings.ts";
 import type { JsonObject } from "./pod.ts";
 import { parseNetwork } from "./registry/destinations.ts";
 
-export interface ShimDefaults {
-  backend?: string;
-  vaultAddr?: string;
-  vaultCaCert?: string;
-  vaultAuthMethod?: string;
-  vaultAuthPath?: string;
-  vaultRole?: string;
-  vaultKvMount?: string;
-  custodiaUrl?: string;
-  timeout?: string;
-  logLevel?: string;
-}
+/** Cluster defaults of the shim's settings (validated by the shim's own rules), as written into its env. */
+export type ShimDefaults = Partial<Record<ClusterDefaultKey, string>>;
 
 export interface RegistrySettings {
   /** `host:port` registries reached over plain HTTP. */
@@ -75,15 +74,11 @@ export class SettingsError extends Error {
   override name = "SettingsError";
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 /** `30s`, `1m30s`, `500ms` → milliseconds. */
 export function parseDuration(value: string, setting: string): number {
-  const parts = [...value.matchAll(/([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g)];
-  if (value === "" || parts.map((part) => part[0]).join("") !== value) {
-    throw new SettingsError(`${setting}: ${JSON.stringify(value)} is not a duration (examples: 500ms, 10s, 5m, 1h30m)`);
-  }
-  return parts.reduce((total, part) => total + Number(part[1]) * (DURATION_UNITS[part[2] as string] as number), 0);
+  const ms = readDuration(value);
+  if (ms === undefined) throw new SettingsError(`${setting}: ${JSON.stringify(value)} is not a duration (examples: 500ms, 10s, 5m, 1h30m)`);
+  return ms;
 }
 
 const SIZE_UNITS: Record<string, number> = { "": 1, k: 1e3, m: 1e6, ki: 1024, mi: 1024 ** 2, gi: 1024 ** 3 };
@@ -164,45 +159,19 @@ function fileObject(file: Source, key: string): JsonObject | undefined {
   return value as JsonObject;
 }
 
-const SHIM_DEFAULT_KEYS: [keyof ShimDefaults, string][] = [
-  ["backend", "KUSTODIA_SHIM_BACKEND"],
-  ["vaultAddr", "KUSTODIA_SHIM_VAULT_ADDR"],
-  ["vaultCaCert", "KUSTODIA_SHIM_VAULT_CACERT"],
-  ["vaultAuthMethod", "KUSTODIA_SHIM_VAULT_AUTH_METHOD"],
-  ["vaultAuthPath", "KUSTODIA_SHIM_VAULT_AUTH_PATH"],
-  ["vaultRole", "KUSTODIA_SHIM_VAULT_ROLE"],
-  ["vaultKvMount", "KUSTODIA_SHIM_VAULT_KV_MOUNT"],
-  ["custodiaUrl", "KUSTODIA_SHIM_CUSTODIA_URL"],
-  ["timeout", "KUSTODIA_SHIM_TIMEOUT"],
-  ["logLevel", "KUSTODIA_SHIM_LOG_LEVEL"],
-];
-
-const AUTH_METHODS = ["kubernetes", "jwt", "approle", "token"];
+/** A shim setting as the shim would read it; a value the shim refuses stops the webhook (exit 78) instead of every pod. */
+function shimSetting(key: ShimSettingKey, found: { value: string; from: string }): string {
+  if (!readSetting(key, found.value).ok) {
+    throw new SettingsError(`${found.from}: ${JSON.stringify(found.value)} is invalid; accepted: ${ShimSettings[key].accepted}`);
+  }
+  return found.value;
+}
 
 function shimDefaults(env: NodeJS.ProcessEnv, file: Source): ShimDefaults {
   const defaults: ShimDefaults = {};
-  for (const [key, envName] of SHIM_DEFAULT_KEYS) {
-    const found = pick(env, file, envName, `shimDefaults.${key}`);
-    if (found) defaults[key] = found.value;
-  }
-  if (defaults.backend && !(BACKENDS as readonly string[]).includes(defaults.backend)) {
-    throw new SettingsError(`KUSTODIA_SHIM_BACKEND: ${JSON.stringify(defaults.backend)} must be one of ${BACKENDS.join(", ")}`);
-  }
-  if (defaults.vaultAuthMethod && !AUTH_METHODS.includes(defaults.vaultAuthMethod)) {
-    throw new SettingsError(
-      `KUSTODIA_SHIM_VAULT_AUTH_METHOD: ${JSON.stringify(defaults.vaultAuthMethod)} must be one of ${AUTH_METHODS.join(", ")}`,
-    );
-  }
-  if (defaults.timeout) parseDuration(defaults.timeout, "KUSTODIA_SHIM_TIMEOUT");
-  for (const [key, name] of [
-    ["vaultAddr", "KUSTODIA_SHIM_VAULT_ADDR"],
-    ["custodiaUrl", "KUSTODIA_SHIM_CUSTODIA_URL"],
-  ] as const) {
-    const value = defaults[key];
-    if (value && !/^(https?|http\+unix):\/\/./.test(value))
-      throw new SettingsError(
-        `${name}: ${JSON.stringify(value)} must be an http(s):// URL${key === "custodiaUrl" ? " or http+unix:///path.sock" : ""}`,
-      );
+  for (const key of CLUSTER_DEFAULT_KEYS) {
+    const found = pick(env, file, clusterDefaultEnv(key), `shimDefaults.${key}`);
+    if (found) defaults[key] = shimSetting(key, found);
   }
   return defaults;
 }
@@ -270,14 +239,6 @@ function optional<K extends string>(key: K, value: string | undefined): Partial<
   return value === undefined ? {} : ({ [key]: value } as Record<K, string>);
 }
 
-function deepFreeze<T>(value: T): T {
-  if (typeof value === "object" && value !== null) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
-}
-
 function clientAuth(env: NodeJS.ProcessEnv, file: Source): Pick<Settings, "clientAuth"> {
   const caFile = pick(env, file, "KUSTODIA_CLIENT_CA_FILE", "clientAuth.caFile")?.value;
   const names = pick(env, file, "KUSTODIA_CLIENT_ALLOWED_NAMES", "clientAuth.allowedNames");
@@ -297,9 +258,8 @@ export function loadSettings(env: NodeJS.ProcessEnv, shimVersion: string): Reado
     throw new SettingsError(`KUSTODIA_DELIVERY: ${JSON.stringify(delivery)} must be "copy" or "image-volume"`);
   const emptyDirSizeLimit = pick(env, file, "KUSTODIA_EMPTYDIR_SIZE_LIMIT", "emptyDirSizeLimit")?.value ?? "256Mi";
   parseByteSize(emptyDirSizeLimit, "KUSTODIA_EMPTYDIR_SIZE_LIMIT");
-  const prefix = pick(env, file, "KUSTODIA_PREFIX", "referencePrefix")?.value ?? "SECRET_";
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(prefix))
-    throw new SettingsError(`KUSTODIA_PREFIX: ${JSON.stringify(prefix)} must be an env var name prefix like SECRET_`);
+  const prefixFound = pick(env, file, ShimSettings.prefix.env, "referencePrefix");
+  const prefix = prefixFound ? shimSetting("prefix", prefixFound) : ShimSettings.prefix.fallback;
   const bodyLimit = pick(env, file, "KUSTODIA_BODY_LIMIT", "bodyLimit");
   const pullSecrets = pick(env, file, "KUSTODIA_PULL_SECRETS", "pullSecrets")?.value ?? "auto";
   if (!["auto", "true", "false"].includes(pullSecrets))

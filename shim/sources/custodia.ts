@@ -7,7 +7,7 @@
 // as its own CLI does, and an optional CA bundle (KUSTODIA_CUSTODIA_CACERT).
 import { ShimEnv } from "../../common/contract.ts";
 import type { SecretReference } from "../../common/reference.ts";
-import { type CustodiaConfig, ExtraShimEnv } from "../config.ts";
+import type { CustodiaConfig } from "../config.ts";
 import type { Log } from "../log.ts";
 import { createHttpClient, endpointFromUrl, errorSummary, type HttpClient } from "./http.ts";
 import { type ReadOptions, type Secret, type SecretSource, SourceError } from "./source.ts";
@@ -31,10 +31,10 @@ export class CustodiaSource implements SecretSource {
     } catch (error) {
       throw new SourceError("config", `${ShimEnv.custodiaUrl}: ${(error as Error).message}`);
     }
-    if (custodia.caCertFile) endpoint.ca = readSettingFile(custodia.caCertFile, ExtraShimEnv.custodiaCaCert);
+    if (custodia.caCertFile) endpoint.ca = readSettingFile(custodia.caCertFile, ShimEnv.custodiaCaCert);
     if (custodia.clientCertFile && custodia.clientKeyFile) {
-      endpoint.cert = readSettingFile(custodia.clientCertFile, ExtraShimEnv.custodiaClientCert);
-      endpoint.key = readSettingFile(custodia.clientKeyFile, ExtraShimEnv.custodiaClientKey);
+      endpoint.cert = readSettingFile(custodia.clientCertFile, ShimEnv.custodiaClientCert);
+      endpoint.key = readSettingFile(custodia.clientKeyFile, ShimEnv.custodiaClientKey);
     }
     this.#headers = endpoint.cert ? { CUSTODIA_CERT_AUTH: "true" } : {};
     this.#http = createHttpClient(endpoint, "custodia");

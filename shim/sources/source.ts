@@ -1,5 +1,6 @@
-// What resolution needs from a secrets backend: read one secret's fields (and, for Vault, issue one).
-// Vault and Custodia implement it (vault.ts, custodia.ts); unit tests use an in-memory one.
+// What resolution needs from a secrets backend: read one secret's fields. Vault and Custodia implement
+// it (vault.ts, custodia.ts); unit tests use an in-memory one. Issuing secrets under leases that live
+// and die with the backend credential is a `LeaseIssuer`, which only Vault is.
 import type { IssuedReference, SecretReference } from "../../common/reference.ts";
 
 /**
@@ -62,16 +63,24 @@ export interface SecretSource {
   describe(reference: SecretReference): string;
   /** The secret's fields; fails with a SourceError. */
   read(reference: SecretReference, options: ReadOptions): Promise<Secret>;
-  /** Issues a secret (Vault only); fails with a SourceError. Placeholders are filled in already. */
-  issue?(reference: IssuedReference, options: ReadOptions): Promise<Secret>;
+}
+
+/** A backend that issues secrets with leases held by its own credential (Vault). */
+export interface LeaseIssuer {
+  /** Issues a secret; fails with a SourceError. Placeholders are filled in already. */
+  issue(reference: IssuedReference, options: ReadOptions): Promise<Secret>;
   /** Extends a lease by `incrementS`; resolves with the lease's new expiry (epoch ms). */
-  renew?(lease: Lease, incrementS: number, options: ReadOptions): Promise<number>;
+  renew(lease: Lease, incrementS: number, options: ReadOptions): Promise<number>;
   /** The app is gone for good: end what the shim holds (Vault: its own token, and with it every lease
    *  issued under it). Best effort. */
-  release?(options: ReadOptions): Promise<void>;
-  /** While the shim stays resident (rotation): keep credentials fresh. Returns a stop function. */
-  keepAlive?(): () => void;
-  /** Calls `listener` when the backend credential that holds the leases is replaced by a new one; the
-   *  old one (and with it every lease issued under it) ends at `retiredAt` (epoch ms). */
-  onCredentialReplaced?(listener: (retiredAt: number) => void): void;
+  release(options: ReadOptions): Promise<void>;
+  /** While the shim stays resident (rotation): keep the credential fresh. Returns a stop function. */
+  keepAlive(): () => void;
+  /** Calls `listener` when the credential that holds the leases is replaced by a new one; the old one
+   *  (and with it every lease issued under it) ends at `retiredAt` (epoch ms). */
+  onCredentialReplaced(listener: (retiredAt: number) => void): void;
+}
+
+export function isLeaseIssuer(source: SecretSource): source is SecretSource & LeaseIssuer {
+  return typeof (source as Partial<LeaseIssuer>).issue === "function";
 }

@@ -4,7 +4,7 @@
 // cannot be renewed any more. Credentials are read from their files at each login (projected
 // ServiceAccount tokens rotate) and kept only in memory.
 import { ShimEnv } from "../../common/contract.ts";
-import { ExtraShimEnv, type VaultConfig } from "../config.ts";
+import type { VaultConfig } from "../config.ts";
 import type { Log } from "../log.ts";
 import { errorSummary } from "./http.ts";
 import { SourceError } from "./source.ts";
@@ -108,8 +108,8 @@ export class VaultSession {
     if (vault.authMethod === "token") return this.#lookupToken(readCredential(vault.tokenFile ?? "", ShimEnv.vaultTokenFile), timeoutMs);
     let body: Record<string, string>;
     if (vault.authMethod === "approle") {
-      body = { role_id: readCredential(vault.roleIdFile ?? "", ExtraShimEnv.vaultRoleIdFile) };
-      if (vault.secretIdFile !== undefined) body.secret_id = readCredential(vault.secretIdFile, ExtraShimEnv.vaultSecretIdFile);
+      body = { role_id: readCredential(vault.roleIdFile ?? "", ShimEnv.vaultRoleIdFile) };
+      if (vault.secretIdFile !== undefined) body.secret_id = readCredential(vault.secretIdFile, ShimEnv.vaultSecretIdFile);
     } else {
       body = { role: vault.role ?? "", jwt: readCredential(vault.saTokenFile, ShimEnv.saTokenFile) };
     }

@@ -9,8 +9,8 @@ import { ISSUING_ENGINE_TYPES, type IssuedReference, vaultCommand } from "../../
 import type { Log } from "../log.ts";
 import { errorSummary, type HttpAnswer } from "./http.ts";
 import { type Lease, type ReadOptions, type Secret, type SecretInfo, SourceError } from "./source.ts";
-import { encodePath, fieldText } from "./vault.ts";
 import type { VaultApi } from "./vault-api.ts";
+import { encodePath, fieldText } from "./vault-encoding.ts";
 
 /** Fields of PKI answers that describe the certificate and are not secret: kept out of redaction. */
 const PUBLIC_FIELDS = new Set(["serial_number", "expiration", "not_before", "private_key_type"]);

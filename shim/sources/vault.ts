@@ -12,12 +12,12 @@ import type { IssuedReference, SecretReference } from "../../common/reference.ts
 import type { VaultConfig } from "../config.ts";
 import type { Log } from "../log.ts";
 import { errorSummary } from "./http.ts";
-import { type Lease, type ReadOptions, type Secret, type SecretSource, SourceError } from "./source.ts";
+import { type Lease, type LeaseIssuer, type ReadOptions, type Secret, type SecretSource, SourceError } from "./source.ts";
 import { createVaultApi, type VaultApi } from "./vault-api.ts";
+import { VaultSession } from "./vault-auth.ts";
+import { encodePath, fieldText } from "./vault-encoding.ts";
 
 type VaultAnswer = Awaited<ReturnType<VaultApi["call"]>>;
-
-import { VaultSession } from "./vault-auth.ts";
 
 interface KvMount {
   /** The real mount, e.g. `secret`. */
@@ -25,10 +25,6 @@ interface KvMount {
   /** Path below the mount that the configured mount adds, e.g. `team/`, or "". */
   prefix: string;
   version: 1 | 2;
-}
-
-export function encodePath(path: string): string {
-  return path.split("/").map(encodeURIComponent).join("/");
 }
 
 /** Where a KV reference points, for messages: `vault secret "myapp/db" version 3 in mount secret/`. */
@@ -44,14 +40,7 @@ function isKvV2Answer(answer: VaultAnswer): boolean {
   return typeof data?.data === "object" && typeof data.metadata?.version === "number";
 }
 
-/** How a KV field value reaches the env. */
-export function fieldText(value: unknown): string {
-  if (typeof value === "string") return value;
-  if (value === null || value === undefined) return "";
-  return JSON.stringify(value);
-}
-
-export class VaultSource implements SecretSource {
+export class VaultSource implements SecretSource, LeaseIssuer {
   readonly #api: VaultApi;
   readonly #session: VaultSession;
   readonly #vault: VaultConfig;

@@ -4,8 +4,7 @@
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { parseAllDocuments, stringify } from "yaml";
 import { VERSION } from "../../common/version.ts";
@@ -13,9 +12,12 @@ import { loadSettings, type Settings } from "../../webhook/settings.ts";
 import { type KubeResponse, kubeRequest } from "../infra/kube-api.ts";
 import type { KubeCoordinates } from "../infra/types.ts";
 
+export { repoRoot } from "../infra/repo-root.ts";
+
+import { repoRoot } from "../infra/repo-root.ts";
+
 const execFileAsync = promisify(execFile);
 
-export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const chartDir = join(repoRoot, "charts", "kustodia");
 
 export interface KubeObject {

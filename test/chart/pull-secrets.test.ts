@@ -149,6 +149,8 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
       tls: { extraIpAddresses: ["127.0.0.1"] },
       registry: {
         caBundle: readFileSync(service("registry").secure.caFile, "utf8"),
+        // The test registries listen on loopback, which the webhook refuses unless allowed.
+        allowedNetworks: ["127.0.0.0/8"],
         pullSecrets: { enabled: true, namespaces: [victim, notOptedIn] },
       },
       shim: { defaults: { backend: "vault", vaultAddr: "https://vault.example:8200", vaultAuthMethod: "kubernetes" } },

@@ -2,12 +2,10 @@
 // environment through the real webhook and the real shim, while the patch and the stored pod hold
 // only the reference — and the demo stops everything it started.
 import { spawnSync } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { chooseShim } from "../../scripts/demo/kubelet.ts";
+import { repoRoot } from "../infra/repo-root.ts";
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** The separator of the side-by-side table. */
 const COLUMNS = / │ ?/;
 

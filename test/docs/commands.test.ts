@@ -8,18 +8,17 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { Annotations, NAMESPACE_LABEL, ShimEnv } from "../../common/contract.ts";
-import { ExtraShimEnv } from "../../shim/config.ts";
+import { CLUSTER_DEFAULT_KEYS, clusterDefaultEnv } from "../../common/shim-settings.ts";
 import { ShimExit } from "../../shim/errors.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { startOpenBao as startInfraOpenBao } from "../infra/openbao.ts";
 import { stopDaemon } from "../infra/proc.ts";
+import { repoRoot } from "../infra/repo-root.ts";
 import { cacheDir } from "../infra/up.ts";
 import { headingAnchors, relativeLinks, type ShellBlock, shellBlocks } from "./markdown.ts";
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const PAGES = ["README.md", ...readdirSync(join(repoRoot, "docs")).map((name) => `docs/${name}`)].filter((page) => page.endsWith(".md"));
 const blocksOf = new Map(PAGES.map((page) => [page, shellBlocks(page, readFileSync(join(repoRoot, page), "utf8"))]));
 const allBlocks = [...blocksOf.values()].flat();
@@ -168,7 +167,6 @@ describe("the docs and the contract", () => {
       `${Annotations.entrypointPrefix}<container>`,
       NAMESPACE_LABEL,
       ...Object.values(ShimEnv),
-      ...Object.values(ExtraShimEnv),
     ];
     for (const name of names) expect(configuration, name).toContain(`\`${name}`);
     const exitTable = configuration.slice(configuration.indexOf("## Exit codes of the shim"));
@@ -176,7 +174,11 @@ describe("the docs and the contract", () => {
   });
 
   it("names every setting of the webhook in docs/webhook.md", () => {
-    const settings = new Set(readFileSync(join(repoRoot, "webhook/settings.ts"), "utf8").match(/KUSTODIA_[A-Z_]+[A-Z]/g));
+    const settings = new Set([
+      ...(readFileSync(join(repoRoot, "webhook/settings.ts"), "utf8").match(/KUSTODIA_[A-Z_]+[A-Z]/g) ?? []),
+      ...CLUSTER_DEFAULT_KEYS.map(clusterDefaultEnv),
+      ShimEnv.prefix,
+    ]);
     const webhook = readFileSync(join(repoRoot, "docs/webhook.md"), "utf8");
     expect(settings.size).toBeGreaterThan(25);
     for (const setting of settings) expect(webhook, setting).toContain(`\`${setting}\``);

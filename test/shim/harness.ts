@@ -6,12 +6,14 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { service } from "../infra/coords.ts";
 import { kubeRequest } from "../infra/kube-api.ts";
 
-export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export { repoRoot } from "../infra/repo-root.ts";
+
+import { repoRoot } from "../infra/repo-root.ts";
+
 export const SHIM = join(repoRoot, "shim", "main.ts");
 
 /** The base env of every shim run: nothing of the test runner's own environment but PATH. */

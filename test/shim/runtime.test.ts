@@ -25,7 +25,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INSTALL_MOUNT_PATH, MOUNT_PATH, SHIM_IN_IMAGE, SHIM_PATH } from "../../common/contract.ts";
-import { DEFAULT_RUNTIME_DIR, RUNTIME_BUILD_PACKAGES, runtimeStaleness } from "../../scripts/build-runtime.ts";
+import { DEFAULT_RUNTIME_DIR, runtimeBuildPackages, runtimeStaleness } from "../../scripts/build-runtime.ts";
 import { ensureDebianGroups } from "../../scripts/system/debian.ts";
 import { parseManifest, RuntimeFile, type RuntimeManifest } from "../../shim/runtime/layout.ts";
 import { service, skipWithout } from "../infra/coords.ts";
@@ -399,7 +399,7 @@ describe.skipIf(!isRoot && !inCI)("shim/Dockerfile", () => {
 
   it("builds on the target platform with the build tools, and ships only the runtime, as 65532", () => {
     expect(dockerfile.match(/^FROM .*$/gm)).toEqual([expect.stringMatching(/^FROM \$\{BUILD_IMAGE\} AS build$/), "FROM scratch"]);
-    for (const debian of RUNTIME_BUILD_PACKAGES) expect(buildStage).toMatch(new RegExp(`apt-get install [^\\n]*\\b${debian}\\b`));
+    for (const debian of runtimeBuildPackages()) expect(buildStage).toMatch(new RegExp(`apt-get install [^\\n]*\\b${debian}\\b`));
     expect(buildStage).toMatch(/^\s+npm run build;/m);
     // The image's root is the runtime, and /kustodia leads back to it (see imageRoot above).
     expect(buildStage).toContain("cp -a dist/shim-runtime/. /rootfs/;");

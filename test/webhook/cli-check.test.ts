@@ -180,7 +180,7 @@ describe("kustodia check", () => {
     expect(status).toBe(1);
     expect(report.pods[0]?.outcome).toBe("denied");
     expect(report.pods[0]?.problems).toEqual([
-      'kustodia: annotation kustodia.io/rotation has the invalid value "sometimes"; accepted: "restart", "signal", "none"',
+      'kustodia: annotation kustodia.io/rotation has the invalid value "sometimes"; accepted: "none", "restart", "signal"',
     ]);
     expect(report.pods[0]?.containers[0]?.selected).toBe(true);
     expect(report.pods[0]?.containers[0]?.runs).toBeUndefined();

@@ -6,12 +6,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import fastJsonPatch from "fast-json-patch";
+import { repoRoot } from "../infra/repo-root.ts";
 import { makeCertificateAuthority, makeLeafCertificate } from "../infra/tls.ts";
-
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 export interface HttpAnswer {
   status: number;

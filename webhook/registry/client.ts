@@ -5,8 +5,8 @@
 // lookups take fair slots (slots.ts) and each has one deadline, counted from when its slot is
 // granted. Errors come back as values; their network detail goes to the debug log only.
 import { createHash } from "node:crypto";
+import type { ImageConfig, ImageLookupResult, Platform } from "../image-facts.ts";
 import type { Metrics } from "../metrics.ts";
-import type { ImageConfig, ImageLookupResult, Platform } from "../mutate.ts";
 import type { RegistrySettings } from "../settings.ts";
 import { createAuthenticator } from "./auth.ts";
 import { createLru, createTtlLru } from "./cache.ts";

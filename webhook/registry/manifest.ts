@@ -2,7 +2,7 @@
 // manifests (OCI, Docker schema 2) and image configs, each checked against the digest it was
 // fetched by. Readers throw ContentError; the client turns it into the lookup's error.
 import { createHash } from "node:crypto";
-import type { ImageConfig, Platform } from "../mutate.ts";
+import type { ImageConfig, Platform } from "../image-facts.ts";
 import { isObject } from "../pod.ts";
 
 export const MediaTypes = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Platform } from "../mutate.ts";
+import type { Platform } from "../image-facts.ts";
 import { formatPlatform, normalizePlatform, selectPlatform } from "./platform.ts";
 
 describe("normalizePlatform", () => {

@@ -1,7 +1,7 @@
 // Picking a platform from an image index the way containerd does: both sides normalized
 // (`aarch64` is arm64, arm64's `v8` is the default variant, `arm` means arm/v7), and an arm/vN
 // machine also running older arm variants.
-import type { Platform } from "../mutate.ts";
+import type { Platform } from "../image-facts.ts";
 
 export function normalizePlatform(platform: Platform): Platform {
   const os = platform.os.toLowerCase() === "macos" ? "darwin" : platform.os.toLowerCase();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseDuration, parseSignal } from "./config-reader.ts";
+import { parseDuration } from "./duration.ts";
 
 describe("parseDuration", () => {
   it.each([
@@ -14,18 +14,5 @@ describe("parseDuration", () => {
 
   it.each(["", "30", "s", "1d", "-1s", "1s ", "1 s"])("rejects %j", (text) => {
     expect(parseDuration(text)).toBeUndefined();
-  });
-});
-
-describe("parseSignal", () => {
-  it.each([
-    ["SIGHUP", "SIGHUP"],
-    ["hup", "SIGHUP"],
-    ["USR2", "SIGUSR2"],
-    ["SIGKILL", undefined],
-    ["STOP", undefined],
-    ["SIGNOPE", undefined],
-  ])("%s → %s", (text, signal) => {
-    expect(parseSignal(text)).toBe(signal);
   });
 });
