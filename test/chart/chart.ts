@@ -37,7 +37,7 @@ export interface HelmResult {
 }
 
 /** Runs helm; never throws on a non-zero exit (the result carries it). */
-export async function helm(binary: string, args: string[], kube?: KubeCoordinates): Promise<HelmResult> {
+export async function helm(binary: string, args: string[], kube?: Pick<KubeCoordinates, "kubeconfig">): Promise<HelmResult> {
   try {
     const { stdout, stderr } = await execFileAsync(binary, args, {
       env: { ...process.env, ...(kube ? { KUBECONFIG: kube.kubeconfig } : {}), HELM_CACHE_HOME: join(tmpdir(), "kustodia-helm-cache") },

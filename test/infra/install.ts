@@ -8,8 +8,8 @@ import { promisify } from "node:util";
 const here = dirname(fileURLToPath(import.meta.url));
 const execFileAsync = promisify(execFile);
 
-export async function runInstallScript(script: string, cacheDir: string): Promise<string[]> {
-  const child = execFileAsync("bash", [join(here, script)], {
+export async function runInstallScript(script: string, cacheDir: string, args: string[] = []): Promise<string[]> {
+  const child = execFileAsync("bash", [join(here, script), ...args], {
     env: { ...process.env, KUSTODIA_CACHE: cacheDir },
     maxBuffer: 16 * 1024 * 1024,
   });

@@ -9,7 +9,7 @@ export interface KubeResponse<T = unknown> {
 }
 
 export function kubeRequest<T = Record<string, unknown>>(
-  kube: KubeCoordinates,
+  kube: Pick<KubeCoordinates, "server" | "caFile" | "adminToken">,
   method: string,
   path: string,
   body?: unknown,

@@ -41,7 +41,7 @@ async function startEtcd(ctx: InfraContext, etcd: string): Promise<{ daemon: Dae
   return { daemon, endpoint };
 }
 
-function getJson(url: string, token: string, ca: string): Promise<{ status: number; body: string }> {
+export function getJson(url: string, token: string, ca: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { headers: { authorization: `Bearer ${token}` }, ca }, (res) => {
       let body = "";

@@ -84,3 +84,22 @@ export async function makeRsaKeyPair(dir: string, name: string): Promise<{ priva
   await openssl(["pkey", "-in", privateKeyFile, "-pubout", "-out", publicKeyFile]);
   return { privateKeyFile, publicKeyFile };
 }
+
+/** A client certificate signed by `ca` whose subject is the Kubernetes user `commonName` in group `organization`. */
+export async function makeClientCertificate(
+  ca: CertificateAuthority,
+  dir: string,
+  name: string,
+  subject: { commonName: string; organization: string },
+): Promise<LeafCertificate> {
+  const certFile = join(dir, `${name}.crt`);
+  const keyFile = join(dir, `${name}.key`);
+  const csrFile = join(dir, `${name}.csr`);
+  const extFile = join(dir, `${name}.ext`);
+  writeFileSync(extFile, "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n");
+  const newKey = ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  await openssl([...newKey, "-subj", `/O=${subject.organization}/CN=${subject.commonName}`, "-keyout", keyFile, "-out", csrFile]);
+  const sign = ["x509", "-req", "-in", csrFile, "-CA", ca.certFile, "-CAkey", ca.keyFile, "-CAcreateserial", "-days", "2"];
+  await openssl([...sign, "-extfile", extFile, "-out", certFile]);
+  return { certFile, keyFile };
+}

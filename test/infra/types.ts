@@ -9,6 +9,7 @@ export interface InfraCoordinates {
   kube?: KubeCoordinates;
   helm?: HelmCoordinates;
   postgres?: PostgresCoordinates;
+  node?: NodeCoordinates;
 }
 
 export type ServiceName = keyof InfraCoordinates;
@@ -110,6 +111,44 @@ export interface KubeCoordinates {
   serviceAccountIssuer: string;
   /** The client certificate the apiserver presents to admission webhooks (CN and DNS SAN `name`), and its own CA. */
   webhookClient: { caFile: string; certFile: string; keyFile: string; name: string };
+}
+
+/**
+ * A real node (kubelet, containerd, runc) with its own control plane, all inside a network namespace
+ * the infrastructure created. From the host, only `server` and `registry.pushHost` (loopback
+ * forwarders) reach into it; anything else runs inside it through `inNetns`.
+ */
+export interface NodeCoordinates {
+  /** https://127.0.0.1:<port>: the node cluster's apiserver, forwarded into the namespace. */
+  server: string;
+  /** Admin kubeconfig for `server` (kubectl, helm). */
+  kubeconfig: string;
+  caFile: string;
+  adminToken: string;
+  /** The apiserver as the kubelet and pods see it (the `kubernetes` Service's ClusterIP works too). */
+  inClusterServer: string;
+  serviceAccountIssuer: string;
+  nodeName: string;
+  /** The node IP: inside the namespace only. */
+  nodeIp: string;
+  podCidr: string;
+  /** Command prefix that runs a program inside the node's network namespace. */
+  inNetns: string[];
+  /** A plain-HTTP anonymous registry: `host` is how pods and containerd name it, `pushHost` the loopback forward to it. */
+  registry: { host: string; pushHost: string };
+  /**
+   * A bare OpenBao dev server (KV v2 at `secret/`, nothing else) for the pods: `inClusterAddr` is how
+   * pods and the shim reach it, `addr` the loopback forward to it. Root token for test setup only.
+   */
+  openbao: { addr: string; inClusterAddr: string; rootToken: string; binary: string };
+  pauseImage: string;
+  /** etcd, inside the namespace (`inNetns` + etcdctl). */
+  etcdEndpoint: string;
+  etcdctl: string;
+  kubectl: string;
+  ctr: string;
+  containerdSocket: string;
+  versions: { kubernetes: string; containerd: string; runc: string; cniPlugins: string };
 }
 
 export interface HelmCoordinates {

@@ -9,7 +9,7 @@ import { ensureDebianGroups } from "../../scripts/system/debian.ts";
 import { isAlive, stopDaemon } from "./proc.ts";
 import type { InfraContext, InfraCoordinates, InfraState, ServiceName, StartedService } from "./types.ts";
 
-export const ALL_SERVICES: ServiceName[] = ["kube", "helm", "openbao", "custodia", "registry", "postgres"];
+export const ALL_SERVICES: ServiceName[] = ["kube", "helm", "openbao", "custodia", "registry", "postgres", "node"];
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /**
@@ -45,6 +45,7 @@ const DEBIAN_GROUPS: Record<ServiceName, string[]> = {
   custodia: ["custodia"],
   registry: ["registry"],
   postgres: ["postgres"],
+  node: ["node", "kube", "registry"],
 };
 const DEBIAN_GROUPS_OF_TESTS = ["build", "runtime-test"];
 
@@ -57,6 +58,7 @@ const starters: Record<ServiceName, Starter> = {
   custodia: async (ctx) => (await import("./custodia.ts")).startCustodia(ctx),
   registry: async (ctx) => (await import("./registry.ts")).startRegistry(ctx),
   postgres: async (ctx) => (await import("./postgres.ts")).startPostgres(ctx),
+  node: async (ctx) => (await import("./node.ts")).startNode(ctx),
 };
 
 export interface UpResult extends InfraState {
@@ -124,6 +126,8 @@ export async function up(): Promise<UpResult> {
 }
 
 export async function down(state: InfraState, { keepRunDir = false } = {}): Promise<void> {
+  // Before the daemons stop: the node's containers and shims are no daemons of ours, and its lock goes last.
+  if (state.coordinates.node) await (await import("./node.ts")).stopNode();
   await Promise.all(state.daemons.map((daemon) => stopDaemon(daemon.pid)));
   for (const path of state.cleanup ?? []) rmSync(path, { recursive: true, force: true });
   if (!keepRunDir && process.env.KUSTODIA_INFRA_KEEP !== "1") rmSync(state.runDir, { recursive: true, force: true });
