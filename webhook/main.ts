@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     }
   } else {
     log.info(
-      "pull-secret lookup is off: no kubeconfig (set KUBECONFIG, or run in a cluster); private images need kustodia.io/entrypoint.<container> or command:",
+      "pull-secret lookup is off (KUSTODIA_PULL_SECRETS is false, or auto without a cluster or KUBECONFIG); private images need kustodia.io/entrypoint.<container> or command:",
     );
   }
 
