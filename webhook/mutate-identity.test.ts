@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { Annotations } from "../common/contract.ts";
 import { renderDecision } from "./decision.ts";
 import type { ImageLookupResult } from "./image-facts.ts";
-import { mutatePod as decide, type MutationSettings } from "./mutate.ts";
+import { mutatePod as decide } from "./mutate.ts";
+import { testMutationSettings } from "./mutation-settings.fixture.ts";
 import type { JsonObject } from "./pod.ts";
 
 /** The decision in words, as the admission response carries it. */
@@ -10,17 +11,9 @@ const mutatePod = (...args: Parameters<typeof decide>) => renderDecision(decide(
 
 // Issued references may use the pod's identity ({pod.name}, ...): containers that declare one get it
 // from the downward API as KUSTODIA_POD_NAME / _NAMESPACE / _SERVICE_ACCOUNT; others are left alone.
-const settings: MutationSettings = {
-  shimImage: "registry.example/kustodia/shim:0.1.0",
-  shimVersion: "0.1.0",
-  delivery: "copy",
-  emptyDirSizeLimit: "256Mi",
-  installResources: {},
-  installRunAsUser: 65532,
-  referencePrefix: "SECRET_",
+const settings = testMutationSettings({
   shimDefaults: { backend: "vault", vaultAddr: "https://vault.example:8200", vaultRole: "web" },
-  vaultAddrAllowlist: [],
-};
+});
 
 const identityEnv = [
   { name: "KUSTODIA_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },

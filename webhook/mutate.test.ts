@@ -4,23 +4,18 @@ import { Annotations, INSTALL_CONTAINER_NAME, MOUNT_PATH, SHIM_PATH } from "../c
 import { imagesNeeded } from "./command.ts";
 import { renderDecision } from "./decision.ts";
 import type { ImageLookupResult } from "./image-facts.ts";
-import { mutatePod as decide, type MutationSettings } from "./mutate.ts";
+import { mutatePod as decide } from "./mutate.ts";
+import { testMutationSettings } from "./mutation-settings.fixture.ts";
 import type { JsonObject } from "./pod.ts";
 
 /** The decision in words, as the admission response carries it. */
 const mutatePod = (...args: Parameters<typeof decide>) => renderDecision(decide(...args));
 
-const settings: MutationSettings = {
-  shimImage: "registry.example/kustodia/shim:0.1.0",
-  shimVersion: "0.1.0",
-  delivery: "copy",
-  emptyDirSizeLimit: "256Mi",
+const settings = testMutationSettings({
   installResources: { requests: { cpu: "10m", memory: "32Mi" } },
-  installRunAsUser: 65532,
-  referencePrefix: "SECRET_",
   shimDefaults: { backend: "vault", vaultAddr: "https://vault.example:8200", vaultAuthMethod: "kubernetes", vaultRole: "default-role" },
   vaultAddrAllowlist: ["https://vault-team.example:8200"],
-};
+});
 
 function pod(spec: JsonObject, annotations: Record<string, string> = { [Annotations.inject]: "true" }): JsonObject {
   return { apiVersion: "v1", kind: "Pod", metadata: { name: "p", namespace: "ns", annotations }, spec };

@@ -9,7 +9,8 @@ import { ANNOTATED_SETTINGS, CLUSTER_DEFAULT_KEYS, clusterDefaultEnv, type ShimS
 import { loadConfig } from "../shim/config.ts";
 import { renderDecision } from "./decision.ts";
 import type { ImageLookupResult } from "./image-facts.ts";
-import { mutatePod as decide, type MutationSettings } from "./mutate.ts";
+import { mutatePod as decide } from "./mutate.ts";
+import { testMutationSettings } from "./mutation-settings.fixture.ts";
 import type { JsonObject } from "./pod.ts";
 import { loadSettings, SettingsError } from "./settings.ts";
 
@@ -19,17 +20,10 @@ const mutatePod = (...args: Parameters<typeof decide>) => renderDecision(decide(
 const RUNS = Number(process.env.KUSTODIA_PROPERTY_RUNS ?? 12_000);
 const ALLOWED_ADDR = "https://vault-team.example:8200";
 
-const settings: MutationSettings = {
-  shimImage: "registry.example/kustodia/shim:0.1.0",
-  shimVersion: "0.1.0",
-  delivery: "copy",
-  emptyDirSizeLimit: "256Mi",
-  installResources: {},
-  installRunAsUser: 65532,
-  referencePrefix: "SECRET_",
+const settings = testMutationSettings({
   shimDefaults: { vaultAddr: "https://vault.example:8200", vaultRole: "default-role" },
   vaultAddrAllowlist: [ALLOWED_ADDR],
-};
+});
 const noImages = new Map<string, ImageLookupResult>();
 
 function podWith(annotations: Record<string, string>): JsonObject {
