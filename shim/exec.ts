@@ -7,7 +7,6 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { join } from "node:path";
 import { ShimError } from "./errors.ts";
-import { closeDescriptorsOpenedSinceStart } from "./fds.ts";
 
 /** glibc's execvp default when PATH is unset. */
 export const DEFAULT_PATH = "/bin:/usr/bin";
@@ -72,14 +71,15 @@ function restoreDefaultSignals(): void {
 
 /**
  * Replaces the shim with the app (same PID). Returns only by throwing a ShimError. A file without a
- * `#!` line (ENOEXEC) is run by /bin/sh, as execvp and shells do.
+ * `#!` line (ENOEXEC) is run by /bin/sh, as execvp and shells do. The app gets stdin, stdout and
+ * stderr only: Node marks every descriptor it inherits above 2 close-on-exec at start, and opens its
+ * own that way (test/shim/env-contract.test.ts proves it).
  */
 export function execApp(command: AppCommand, env: Record<string, string>): never {
   const execve = process.execve?.bind(process);
   if (!execve)
     throw new ShimError("KUS_EXEC_NOT_EXECUTABLE", `this Node.js (${process.version}) has no process.execve (needs 22.15 or later)`);
   restoreDefaultSignals();
-  closeDescriptorsOpenedSinceStart();
   try {
     execve(command.file, command.argv, env);
   } catch (error) {

@@ -3,8 +3,6 @@
 // `kustodia-shim --explain` prints what a start would do (78 when it would fail). Exit codes:
 // 64 usage, 78 unresolved reference or bad setting, 69 backend unavailable, 126/127 app not
 // executable / not found (like shells), 1 install failed.
-// First: it records the descriptors open at start (see fds.ts).
-import "./fds.ts";
 import { writeSync } from "node:fs";
 import { constants } from "node:os";
 import { parseArgs, USAGE } from "./args.ts";
