@@ -51,6 +51,16 @@ export interface BuildRuntimeOptions {
   /** Where the runtime goes (default dist/shim-runtime); replaced as a whole. */
   outDir?: string;
   log?: (line: string) => void;
+  /** Experiments (bench/): another SEA main script or SEA settings than the shim's own. */
+  sea?: SeaVariant;
+}
+
+export interface SeaVariant {
+  /** The SEA's main script as a whole (replaces the prelude + bundle). */
+  main?: string;
+  useSnapshot?: boolean;
+  useCodeCache?: boolean;
+  execArgv?: string[];
 }
 
 class BuildError extends Error {
@@ -219,6 +229,23 @@ async function seaMain(shimBundle: string, nodeMajor: string): Promise<string> {
   return `${preludeText}${bundle}`;
 }
 
+/** The SEA configuration (`node --build-sea`) of the runtime's Node. */
+function seaConfig(main: string, variant: SeaVariant = {}): Record<string, unknown> {
+  const snapshot = variant.useSnapshot ?? false;
+  return {
+    main,
+    // A snapshot's entry script is CommonJS-like (run by Node's snapshot builder).
+    ...(snapshot ? {} : { mainFormat: "module" }),
+    output: RuntimeFile.node,
+    disableExperimentalSEAWarning: true,
+    useCodeCache: variant.useCodeCache ?? !snapshot,
+    useSnapshot: snapshot,
+    ...(variant.execArgv ? { execArgv: variant.execArgv } : {}),
+    // NODE_OPTIONS is the app's: never let it reach the shim's Node (the launcher stashes it too).
+    execArgvExtension: "none",
+  };
+}
+
 /** Builds the runtime into `outDir` (replacing it) and returns its manifest. */
 export async function buildRuntime(options: BuildRuntimeOptions = {}): Promise<RuntimeManifest> {
   const log = options.log ?? console.log;
@@ -242,18 +269,8 @@ export async function buildRuntime(options: BuildRuntimeOptions = {}): Promise<R
     // stripped binary builds it, so the blob goes into the stripped copy (strip after would drop it).
     const strippedNode = join(work, "node");
     mustRun("strip", ["--strip-all", "-o", strippedNode, node.binary]);
-    writeFileSync(join(work, "main.mjs"), await seaMain(shimBundle, nodeMajor));
-    const seaConfig = {
-      main: "main.mjs",
-      mainFormat: "module",
-      output: RuntimeFile.node,
-      disableExperimentalSEAWarning: true,
-      useCodeCache: true,
-      useSnapshot: false,
-      // NODE_OPTIONS is the app's: never let it reach the shim's Node (the launcher stashes it too).
-      execArgvExtension: "none",
-    };
-    writeFileSync(join(work, "sea-config.json"), JSON.stringify(seaConfig, null, 2));
+    writeFileSync(join(work, "main.mjs"), options.sea?.main ?? (await seaMain(shimBundle, nodeMajor)));
+    writeFileSync(join(work, "sea-config.json"), JSON.stringify(seaConfig("main.mjs", options.sea), null, 2));
     mustRun(strippedNode, ["--build-sea", "sea-config.json"], { cwd: work, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
 
     // 2. Interpreter and RPATH (DT_RPATH, not RUNPATH: searched before LD_LIBRARY_PATH and for
