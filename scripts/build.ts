@@ -1,7 +1,8 @@
 // `npm run build`: bundles each program with esbuild into dist/ (one self-contained ESM file each,
 // for the pinned Node). Programs appear here as they are written.
-import { existsSync } from "node:fs";
-import { build, type Plugin } from "esbuild";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { type BuildOptions, build, type Plugin } from "esbuild";
 import { buildRuntime } from "./build-runtime.ts";
 
 // Bundled CommonJS dependencies call require(); give the ESM bundle one.
@@ -38,8 +39,25 @@ export function builtinsOnUse(): Plugin {
   };
 }
 
+/**
+ * Code that only some runs need goes into chunks beside the program, loaded by its dynamic import
+ * (the webhook's Kubernetes client, only with pull secrets on). They are named `<program>.<name>-<hash>.js`,
+ * so that `main.js*` still names all of the program.
+ */
+function splitOutput(outfile: string): BuildOptions {
+  // Chunks of an earlier build would linger beside the new ones (their names hold a hash).
+  for (const name of existsSync(dirname(outfile)) ? readdirSync(dirname(outfile)) : [])
+    if (name.startsWith(`${basename(outfile)}.`)) rmSync(join(dirname(outfile), name));
+  return {
+    splitting: true,
+    outdir: dirname(outfile),
+    entryNames: basename(outfile, ".js"),
+    chunkNames: `${basename(outfile)}.[name]-[hash]`,
+  };
+}
+
 const programs = [
-  { entry: "webhook/main.ts", outfile: "dist/webhook/main.js", banner: REQUIRE_BANNER },
+  { entry: "webhook/main.ts", outfile: "dist/webhook/main.js", banner: REQUIRE_BANNER, split: true },
   { entry: "shim/main.ts", outfile: "dist/shim/main.js", plugins: [builtinsOnUse()] },
   { entry: "webhook/cli.ts", outfile: "dist/webhook/cli.js", banner: REQUIRE_BANNER },
 ].filter((program) => existsSync(program.entry));
@@ -49,7 +67,7 @@ await Promise.all(
   programs.map((program) =>
     build({
       entryPoints: [program.entry],
-      outfile: program.outfile,
+      ...("split" in program && program.split ? splitOutput(program.outfile) : { outfile: program.outfile }),
       bundle: true,
       platform: "node",
       format: "esm",
