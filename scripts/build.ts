@@ -1,5 +1,6 @@
 // `npm run build`: bundles each program with esbuild into dist/ (one self-contained ESM file each,
-// for the pinned Node). Programs appear here as they are written.
+// for the pinned Node; the webhook's code that only some runs load sits in chunks beside its file).
+// Programs appear here as they are written.
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { type BuildOptions, build, type Plugin } from "esbuild";
