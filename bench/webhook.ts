@@ -134,6 +134,21 @@ function lookupContainers(images: string[]): ContainerSpec[] {
   return commandContainers().map(({ command: _, args: __, ...container }, index) => ({ ...container, image: images[index] as string }));
 }
 
+/** The client side of TLS as the kube-apiserver calls webhooks: with its client certificate, when the services have one. */
+function asApiserver(infra: InfraCoordinates, caFile: string): ClientTls {
+  const client = infra.kube?.webhookClient;
+  return { caFile, ...(client ? { certFile: client.certFile, keyFile: client.keyFile } : {}) };
+}
+
+/** kustodia took the lookups as coming from the kube-apiserver (its log says so), so it read pull secrets. */
+function expectVerifiedCallers(webhooks: RunningWebhook[], tls: ClientTls): void {
+  if (!tls.certFile) return;
+  for (const webhook of webhooks) {
+    if (webhook.style === "kustodia" && !readFileSync(webhook.logFile, "utf8").includes('"verifiedCaller":true'))
+      throw new Error(`${webhook.name}: no lookup was taken as coming from the kube-apiserver, so no pull secret was read`);
+  }
+}
+
 async function prepareKube(infra: InfraCoordinates): Promise<void> {
   const kube = infra.kube;
   if (!kube) return;
@@ -278,8 +293,7 @@ async function main(): Promise<void> {
     const lookupWebhooks = running.filter((webhook) => webhook.style === "kustodia" || infra.coordinates.kube !== undefined);
     if (registry && lookupWebhooks.length > 0) {
       // The lookups come as from the kube-apiserver: with its client certificate (kustodia lends pull secrets only then).
-      const client = infra.coordinates.kube?.webhookClient;
-      const apiserverTls: ClientTls = { caFile: tls.caFile, ...(client ? { certFile: client.certFile, keyFile: client.keyFile } : {}) };
+      const apiserverTls = asApiserver(infra.coordinates, tls.caFile);
       const fresh = await pushFreshImages(registry.plain, COLD_PODS * 3 * lookupWebhooks.length);
       const coldBodies = new Map<string, string[]>();
       lookupWebhooks.forEach((webhook, index) => {
@@ -328,10 +342,7 @@ async function main(): Promise<void> {
           await measure(lookupWebhooks, warmFiles, connections, (url, body, c, seconds) => runLoadgen(url, body, c, seconds, apiserverTls)),
         );
       }
-      for (const webhook of lookupWebhooks) {
-        if (webhook.style === "kustodia" && client && !readFileSync(webhook.logFile, "utf8").includes('"verifiedCaller":true'))
-          throw new Error(`${webhook.name}: no lookup was taken as coming from the kube-apiserver, so no pull secret was read`);
-      }
+      expectVerifiedCallers(lookupWebhooks, apiserverTls);
       const lookupNames = lookupWebhooks.map((webhook) => webhook.name);
       const peerName = lookupNames.includes(theirs?.name ?? "") ? theirs?.name : undefined;
       print(`\n### Webhook: ENTRYPOINT lookup (no \`command\`; 3 images from the local registry, ${registry.version})\n`);
