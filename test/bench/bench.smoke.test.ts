@@ -30,7 +30,7 @@ async function bench(script: string, args: string[]): Promise<string> {
   return stdout;
 }
 
-describe.skipIf(skipWithout("openbao", "registry"))("benchmarks (smoke run)", () => {
+describe.skipIf(skipWithout("openbao", "registry", "kube"))("benchmarks (smoke run)", () => {
   it.runIf(isRoot || inCI)("npm run bench -- --quick --no-peers writes RESULTS.md with every table", { timeout: 180_000 }, async () => {
     const out = join(dir, "RESULTS.md");
     await bench("run.ts", ["--quick", "--no-peers", "--out", out]);
@@ -44,6 +44,7 @@ describe.skipIf(skipWithout("openbao", "registry"))("benchmarks (smoke run)", ()
       "### Shim: exec → app running",
       "### Shim: peak RSS and CPU time per start",
       "### Shim: size",
+      "### Scale: pods created through the kube-apiserver",
     ]) {
       expect(results).toContain(heading);
     }
