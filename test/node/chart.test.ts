@@ -17,6 +17,7 @@ import { service, skipWithout } from "../infra/coords.ts";
 import { kubectl } from "../infra/kubectl.ts";
 import { buildImage, busyboxImage, pushImage } from "../infra/oci-image.ts";
 import type { NodeCoordinates } from "../infra/types.ts";
+import { bao } from "./openbao-auth.ts";
 import { type Cluster, helmRelease, nodeImage, nodeValues, pushProjectImages, removeRelease } from "./release.ts";
 
 const cluster = (): Cluster => ({ node: service("node"), helm: service("helm").binary });
@@ -87,6 +88,9 @@ describe.skipIf(skipWithout("node", "helm"))("helm install charts/kustodia on th
     const node = service("node");
     await removeRelease(cluster(), release, releaseNamespace, [appNamespace]);
     await kubectl(node, ["delete", "clusterrolebinding", "openbao-reviewer", "--ignore-not-found"]);
+    // The node's OpenBao outlives this file: leave no README mount behind for the next run.
+    await bao(node, "DELETE", "sys/auth/kubernetes");
+    await bao(node, "DELETE", "sys/policies/acl/myapp");
     rmSync(work, { recursive: true, force: true });
   });
 
