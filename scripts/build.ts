@@ -1,8 +1,15 @@
 // `npm run build`: bundles each program with esbuild into dist/ (one self-contained ESM file each,
-// for the pinned Node). Programs appear here as they are written.
+// for the pinned Node), then the shim's portable runtime for every platform this machine builds
+// (dist/shim-runtime/linux-amd64, dist/shim-runtime/linux-arm64; scripts/build-runtime.ts).
+// `npm run build -- --platform linux/arm64` builds the runtime of that platform only (repeatable).
 import { existsSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { build } from "esbuild";
-import { buildRuntime } from "./build-runtime.ts";
+import { buildRuntimes } from "./build-runtime.ts";
+import { targetPlatform } from "./platforms.ts";
+
+const { values } = parseArgs({ options: { platform: { type: "string", multiple: true } } });
+const platforms = values.platform?.map((key) => targetPlatform(key).key);
 
 const programs = [
   { entry: "webhook/main.ts", outfile: "dist/webhook/main.js" },
@@ -31,5 +38,5 @@ await Promise.all(
   ),
 );
 console.log(programs.length > 0 ? `built ${programs.map((p) => p.outfile).join(", ")}` : "nothing to build yet");
-// The shim's portable runtime (dist/shim-runtime/), from the shim bundle just built.
-if (programs.some((program) => program.outfile === "dist/shim/main.js")) await buildRuntime();
+// The shim's portable runtimes (dist/shim-runtime/<os>-<arch>/), from the shim bundle just built.
+if (programs.some((program) => program.outfile === "dist/shim/main.js")) await buildRuntimes(platforms);

@@ -33,11 +33,11 @@ import {
   IMAGES,
   type ImageKey,
   imagesStaleness,
-  PLATFORMS,
   RUNTIME_BASE,
   WEBHOOK_ROOTFS,
 } from "../../scripts/images.ts";
 import { MediaType, REF_NAME, type RuntimeConfig } from "../../scripts/oci.ts";
+import { PLATFORMS } from "../../scripts/platforms.ts";
 import { parseManifest, RuntimeFile } from "../../shim/runtime/layout.ts";
 import { repoRoot } from "../chart/chart.ts";
 import { service, skipWithout } from "../infra/coords.ts";
