@@ -32,7 +32,7 @@ if [ "${1:-}" = "--list" ]; then list_only=1; shift; fi
 [ $# -gt 0 ] || set -- --all
 for group in "$@"; do
   [ "$group" = "--all" ] && continue
-  grep -Eq "^[a-z0-9.+:-]+[[:space:]]+([a-z-]+,)*$group(,|[[:space:]]|$)" "$list" ||
+  grep -Eq "^[a-z0-9.+:-]+[[:space:]]+([a-z0-9-]+,)*$group(,|[[:space:]]|$)" "$list" ||
     { echo "install-debian.sh: unknown group '$group' (see $list)" >&2; exit 64; }
 done
 mapfile -t wanted < <(packages_of "$@")

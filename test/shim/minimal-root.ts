@@ -143,6 +143,16 @@ export function binfmtRule(platform: TargetPlatform): string {
   return `/usr/lib/binfmt.d/${platform.qemu.replace(/-static$/, "")}.conf`;
 }
 
+/** The rules registered machine-wide (the initial user namespace's binfmt_misc), read from a throwaway mount namespace. */
+export function machineBinfmtRules(): string[] {
+  const script = `${quote(hostTool("mount"))} -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && ls /proc/sys/fs/binfmt_misc`;
+  const listed = spawnSync(hostTool("unshare"), ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", script], {
+    encoding: "utf8",
+  });
+  if (listed.status !== 0) throw new Error(`cannot read binfmt_misc: ${listed.stderr.trim()}`);
+  return listed.stdout.split("\n").filter((name) => name !== "" && name !== "register" && name !== "status");
+}
+
 /** The script's lines that mount what the run needs, then exec chroot with the argv. */
 function rootScript(root: string, mounts: Mount[], options: RunOptions): string {
   const mountTool = quote(hostTool("mount"));

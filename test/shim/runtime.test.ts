@@ -10,10 +10,16 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import { basename, join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INSTALL_MOUNT_PATH, MOUNT_PATH, SHIM_IN_IMAGE, SHIM_PATH } from "../../common/contract.ts";
-import { DEFAULT_RUNTIME_DIR, runtimeBuildPackages, runtimeStaleness } from "../../scripts/build-runtime.ts";
+import {
+  buildablePlatforms,
+  DEFAULT_RUNTIME_DIR,
+  runtimeBuildPackages,
+  runtimeDir as runtimeDirOf,
+  runtimeStaleness,
+} from "../../scripts/build-runtime.ts";
 import { hostPlatform } from "../../scripts/platforms.ts";
 import { ensureDebianGroups } from "../../scripts/system/debian.ts";
-import { parseManifest, RuntimeFile, type RuntimeManifest } from "../../shim/runtime/layout.ts";
+import { parseManifest, RuntimeFile, type RuntimeManifest, type RuntimePlatform } from "../../shim/runtime/layout.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { firstStage, replayCopyLines } from "../infra/dockerfile.ts";
 import { auditRecords, bao, readPolicy, repoRoot, suffix, tokenFile, withoutAudit } from "./harness.ts";
@@ -38,6 +44,8 @@ if (!isRoot && !inCI) console.warn("skipping the runtime tests: chroot and mount
 
 const runtimeDir = DEFAULT_RUNTIME_DIR;
 let manifest: RuntimeManifest;
+/** What `readelf -h` names each platform's machine. */
+const ELF_MACHINE: Record<RuntimePlatform, string> = { "linux/amd64": "Advanced Micro Devices X86-64", "linux/arm64": "AArch64" };
 
 function elfNeeded(file: string): string[] {
   const dynamic = spawnSync("readelf", ["-d", file], { encoding: "utf8" }).stdout;
@@ -68,7 +76,13 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
     );
   });
 
-  it("ships exactly the manifest's files, the libraries Node needs and modes for any uid", () => {
+  // Every platform's runtime this machine builds (no need to run it for that): none mixes in another's files.
+  it.each(buildablePlatforms())("ships exactly the manifest's files, the libraries Node needs and modes for any uid: %s", (platform) => {
+    const runtimeDir = runtimeDirOf(platform);
+    const parsed = parseManifest(readFileSync(join(runtimeDir, RuntimeFile.manifest), "utf8"));
+    if (parsed instanceof Error) throw parsed;
+    const manifest = parsed;
+    expect(manifest.platform).toBe(platform);
     const files = walk(runtimeDir).sort();
     expect(files).toEqual([...manifest.files.map((file) => file.path), RuntimeFile.manifest].sort());
     for (const file of manifest.files) {
@@ -106,6 +120,15 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
     // The launcher and tini need no loader at all.
     for (const file of [RuntimeFile.launcher, RuntimeFile.tini]) {
       expect(spawnSync("readelf", ["-l", join(runtimeDir, file)], { encoding: "utf8" }).stdout).not.toContain("INTERP");
+    }
+    // Every program and library is built for the platform.
+    const elves = manifest.files.filter(
+      (file) => readFileSync(join(runtimeDir, file.path)).subarray(0, 4).toString("latin1") === "\x7fELF",
+    );
+    expect(elves.map((file) => file.path)).toEqual(expect.arrayContaining([RuntimeFile.launcher, RuntimeFile.node, RuntimeFile.tini]));
+    for (const file of elves) {
+      const header = spawnSync("readelf", ["-h", join(runtimeDir, file.path)], { encoding: "utf8" }).stdout;
+      expect([file.path, /Machine:\s+(.+)/.exec(header)?.[1]?.trim()]).toEqual([file.path, ELF_MACHINE[platform]]);
     }
   });
 
