@@ -56,7 +56,7 @@ import {
 } from "../shim/runtime/layout.ts";
 import { hostPlatform, PLATFORMS, type TargetPlatform, targetPlatform } from "./platforms.ts";
 import { debianPackages, ensureDebianGroups } from "./system/debian.ts";
-import { debianPackageFile, npmPackageFile } from "./system/package-cache.ts";
+import { debianPackageFiles, npmPackageFile } from "./system/package-cache.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_SHIM_BUNDLE = join(repo, "dist/shim/main.js");
@@ -268,7 +268,7 @@ function crossToolchain(platform: TargetPlatform, work: string, log: (line: stri
   const strip = `${platform.triplet}-strip`;
   for (const tool of [gcc, strip, platform.qemu, "patchelf"])
     if (!onPath(tool)) throw new BuildError(`${tool} is missing after installing the Debian group ${group}`);
-  const tiniDeb = debianPackageFile("tini", platform.debian);
+  const [tiniDeb = ""] = debianPackageFiles([`tini:${platform.debian}`]);
   const tiniDir = join(work, "tini");
   mustRun("dpkg-deb", ["-x", tiniDeb, tiniDir]);
   const copyright = join(tiniDir, "usr/share/doc/tini/copyright");

@@ -36,11 +36,12 @@ import {
   type LayerEntry,
   LayerTree,
   normalizePath,
+  type PlatformImage,
   type RuntimeConfig,
   writeOciArchive,
 } from "./oci.ts";
 import { PLATFORMS, type TargetPlatform } from "./platforms.ts";
-import { debianPackageFile, npmPackageFile } from "./system/package-cache.ts";
+import { debianPackageFiles, npmPackageFile } from "./system/package-cache.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -184,7 +185,7 @@ async function readTar(bytes: Buffer): Promise<TarFile[]> {
   return files;
 }
 
-function fetched(fetch: () => string): string {
+function fetched<T>(fetch: () => T): T {
   try {
     return fetch();
   } catch (error) {
@@ -199,12 +200,23 @@ function npmPackage(name: string, version: string, inputs: string[]): Buffer {
   return bytes;
 }
 
+/** `name:arch` → the cached .deb of every Debian package the images take files from (one look-up in apt's lists). */
+type DebianSources = Map<string, string>;
+
 /**
- * The files of a Debian package for `arch`, by `apt-get download` (the Dockerfile's source) at the
- * candidate version of this machine's apt lists, from the cache (checked against their SHA256).
+ * The Debian packages of every platform, by `apt-get download` (the Dockerfiles' source) at the
+ * candidate versions of this machine's apt lists, from the cache (checked against their SHA256).
  */
-async function debianPackage(name: string, arch: string, inputs: string[]): Promise<TarFile[]> {
-  const file = fetched(() => debianPackageFile(name, arch));
+function debianSources(): DebianSources {
+  const names = [...RUNTIME_BASE.debianPackages, ...WEBHOOK_ROOTFS.debianPackages];
+  const specs = [...PLATFORMS.flatMap((platform) => names.map((name) => `${name}:${platform.debian}`)), "ca-certificates:all"];
+  const files = fetched(() => debianPackageFiles(specs));
+  return new Map(specs.map((spec, i) => [spec, files[i] as string]));
+}
+
+async function debianPackage(sources: DebianSources, name: string, arch: string, inputs: string[]): Promise<TarFile[]> {
+  const file = sources.get(`${name}:${arch}`);
+  if (!file) throw new ImageBuildError(`${name}:${arch} is not among the Debian packages fetched for the images`);
   inputs.push(`debian ${basename(file)} sha256:${hex(readFileSync(file))}`);
   return await readTar(mustRun("dpkg-deb", ["--fsys-tarfile", file]));
 }
@@ -254,11 +266,11 @@ function caBundle(files: TarFile[]): Buffer {
   return Buffer.concat(certificates.map((file) => Buffer.from(`${file.data.toString("utf8").trimEnd()}\n`)));
 }
 
-async function runtimeBaseLayer(platform: TargetPlatform, inputs: string[]): Promise<Layer> {
+async function runtimeBaseLayer(sources: DebianSources, platform: TargetPlatform, inputs: string[]): Promise<Layer> {
   const tree = new LayerTree();
   for (const name of RUNTIME_BASE.debianPackages)
-    for (const file of await debianPackage(name, platform.debian, inputs)) tree.add(entryOf(file));
-  const certificates = await debianPackage("ca-certificates", "all", inputs);
+    for (const file of await debianPackage(sources, name, platform.debian, inputs)) tree.add(entryOf(file));
+  const certificates = await debianPackage(sources, "ca-certificates", "all", inputs);
   tree.add({ type: "file", path: RUNTIME_BASE.caBundle, mode: 0o644, data: caBundle(certificates) });
   for (const file of certificates.filter((one) => /usr\/share\/doc\/ca-certificates\/copyright$/.test(one.header.name)))
     tree.add(entryOf(file));
@@ -278,7 +290,7 @@ async function runtimeBaseLayer(platform: TargetPlatform, inputs: string[]): Pro
   return await buildLayer(tree);
 }
 
-async function webhookRootfsLayer(platform: TargetPlatform, inputs: string[]): Promise<Layer> {
+async function webhookRootfsLayer(sources: DebianSources, platform: TargetPlatform, inputs: string[]): Promise<Layer> {
   const tree = new LayerTree();
   const node = await readTar(gunzipSync(npmPackage(`node-linux-${platform.node}`, packageJson.devDependencies.node, inputs)));
   for (const { from, to, mode } of WEBHOOK_ROOTFS.node) {
@@ -287,7 +299,7 @@ async function webhookRootfsLayer(platform: TargetPlatform, inputs: string[]): P
     tree.add({ type: "file", path: to, mode, data: found.data });
   }
   for (const name of WEBHOOK_ROOTFS.debianPackages)
-    for (const file of await debianPackage(name, platform.debian, inputs)) tree.add(entryOf(file));
+    for (const file of await debianPackage(sources, name, platform.debian, inputs)) tree.add(entryOf(file));
   const { app } = WEBHOOK_ROOTFS;
   const appDir = join(repo, app.from);
   if (!existsSync(join(appDir, `${app.prefix}`))) throw new ImageBuildError(`${appDir}/${app.prefix} is missing: run \`npm run build\``);
@@ -356,18 +368,27 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
 
   const webhookStage = finalStageOf("webhook");
   const shimStage = finalStageOf("shim");
-  const webhook = [];
-  const shim = [];
-  for (const platform of PLATFORMS) {
-    const { os, architecture } = platform;
-    const base = await runtimeBaseLayer(platform, inputs);
-    webhook.push({
-      platform: { os, architecture },
-      layers: [base, await webhookRootfsLayer(platform, inputs)],
-      config: runtimeConfig(webhookStage, { ...RUNTIME_BASE.config, Env: [...RUNTIME_BASE.config.Env] }),
-    });
-    shim.push({ platform: { os, architecture }, layers: [await shimRootfsLayer(platform)], config: runtimeConfig(shimStage) });
-  }
+  const sources = debianSources();
+  // Every platform's layers at once (compression runs off the main thread), kept in PLATFORMS order.
+  const perPlatform = await Promise.all(
+    PLATFORMS.map(async (platform) => {
+      const { os, architecture } = platform;
+      const [base, rootfs, runtime] = await Promise.all([
+        runtimeBaseLayer(sources, platform, inputs),
+        webhookRootfsLayer(sources, platform, inputs),
+        shimRootfsLayer(platform),
+      ]);
+      const webhook: PlatformImage = {
+        platform: { os, architecture },
+        layers: [base, rootfs],
+        config: runtimeConfig(webhookStage, { ...RUNTIME_BASE.config, Env: [...RUNTIME_BASE.config.Env] }),
+      };
+      const shim: PlatformImage = { platform: { os, architecture }, layers: [runtime], config: runtimeConfig(shimStage) };
+      return { webhook, shim };
+    }),
+  );
+  const webhook = perPlatform.map((one) => one.webhook);
+  const shim = perPlatform.map((one) => one.shim);
   const built = {} as Record<ImageKey, BuiltImage>;
   for (const [key, platforms] of [
     ["webhook", webhook],

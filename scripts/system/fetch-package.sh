@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Fetches one package file into kustodia's cache, once, and prints its path:
-#   fetch-package.sh npm <name> <version>   `npm pack <name>@<version>` (a published version never changes)
-#   fetch-package.sh debian <name>:<arch>   `apt-get download` of the candidate version in this machine's
-#                                           apt lists, checked against the SHA256 the lists give
+# Fetches package files into kustodia's cache, once, and prints their paths (one a line, in order):
+#   fetch-package.sh npm <name> <version>        `npm pack <name>@<version>` (a published version
+#                                                never changes)
+#   fetch-package.sh debian <name>:<arch>...     `apt-get download` of the candidate versions in this
+#                                                machine's apt lists, checked against the SHA256 the
+#                                                lists give (one look-up in the lists for all of them)
 # Nothing is installed. The cache is $KUSTODIA_CACHE/packages (default ~/.cache/kustodia/packages),
 # keyed by file name (name, version, architecture). A lock per package serialises two fetches of
 # the same file (two builds, two checkouts); a file appears in the cache only complete.
@@ -41,22 +43,29 @@ case "${1:-}" in
       lock "npm-$2-$3"
       [ -s "$file" ] || fetch_into "$file" npm pack --loglevel=error "$2@$3"
     fi
+    echo "$file"
     ;;
   debian)
-    [ $# -eq 2 ] || { say "usage: fetch-package.sh debian <name>:<arch>"; exit 64; }
-    printed="$(apt-get download --print-uris "$2" 2>&1)" || { say "apt-get download --print-uris $2: $printed"; exit 1; }
-    read -r name sha < <(sed -nE "s/^'[^']+' (\S+) [0-9]+ SHA256:([0-9a-f]{64})$/\1 \2/p" <<<"$printed" | head -n 1)
-    [ -n "${sha:-}" ] || { say "apt-get download --print-uris $2 printed no SHA256 (apt's lists missing or stale? scripts/system/install-debian.sh refreshes them): $printed"; exit 1; }
-    file="$cache/packages/debian/$name"
-    if ! sha_ok "$file" "$sha"; then
-      lock "debian-$name"
-      sha_ok "$file" "$sha" || fetch_into "$file" apt-get download -qq "$2"
-      sha_ok "$file" "$sha" || { say "$file: not the SHA256 apt's lists give ($sha)"; exit 1; }
-    fi
+    shift
+    [ $# -gt 0 ] || { say "usage: fetch-package.sh debian <name>:<arch>..."; exit 64; }
+    printed="$(apt-get download --print-uris "$@" 2>&1)" || { say "apt-get download --print-uris $*: $printed"; exit 1; }
+    for spec in "$@"; do
+      # The line of <name>_<version>_<arch>.deb: file name and SHA256 (`.` and `+` of a name matched as such).
+      pattern="$(sed 's/[.+]/\\&/g' <<<"${spec%%:*}")_[^_ ]+_${spec##*:}\.deb"
+      read -r name sha < <(sed -nE "s/^'[^']+' ($pattern) [0-9]+ SHA256:([0-9a-f]{64})$/\1 \2/p" <<<"$printed" | head -n 1)
+      [ -n "${sha:-}" ] || { say "apt-get download --print-uris printed no SHA256 for $spec (apt's lists missing or stale? scripts/system/install-debian.sh refreshes them): $printed"; exit 1; }
+      file="$cache/packages/debian/$name"
+      if ! sha_ok "$file" "$sha"; then
+        lock "debian-$name"
+        sha_ok "$file" "$sha" || fetch_into "$file" apt-get download -qq "$spec"
+        sha_ok "$file" "$sha" || { say "$file: not the SHA256 apt's lists give ($sha)"; exit 1; }
+      fi
+      echo "$file"
+      name="" sha=""
+    done
     ;;
   *)
-    say "usage: fetch-package.sh npm <name> <version> | debian <name>:<arch>"
+    say "usage: fetch-package.sh npm <name> <version> | debian <name>:<arch>..."
     exit 64
     ;;
 esac
-echo "$file"
