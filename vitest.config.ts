@@ -1,7 +1,9 @@
 import { defineConfig } from "vitest/config";
 
-// Two projects: `unit` (pure code, no services, fast) and `integration` (real services from
-// test/infra, brought up once by the globalSetup).
+// Three projects: `unit` (pure code, no services, fast), `integration` (real services from
+// test/infra, brought up once by the globalSetup) and `node` (the same services; the files that
+// install the chart on the one real node, one file at a time: two releases at once would both
+// mutate the same pods).
 export default defineConfig({
   test: {
     projects: [
@@ -17,10 +19,21 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/**/*.test.ts"],
-          exclude: ["test/unit/**"],
+          exclude: ["test/unit/**", "test/node/**"],
           globalSetup: ["test/global-setup.ts"],
           testTimeout: 120_000,
           hookTimeout: 300_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "node",
+          include: ["test/node/**/*.test.ts"],
+          globalSetup: ["test/global-setup.ts"],
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 600_000,
         },
       },
     ],

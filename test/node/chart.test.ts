@@ -3,20 +3,21 @@
 // pods behind its Service with its self-managed TLS, the apiserver calls it through that Service, and
 // the ValidatingAdmissionPolicy guards what it would let through. Then the README's cluster
 // quickstart, its blocks run as written where the node allows (see `quickstartEnv`).
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { type BuiltImages, buildImages, IMAGE_TAG } from "../../scripts/images.ts";
-import { chartDir, helm, repoRoot, valuesArgs } from "../chart/chart.ts";
+import { type BuiltImages, IMAGE_TAG } from "../../scripts/images.ts";
+import { repoRoot } from "../chart/chart.ts";
 import { shellBlocks } from "../docs/markdown.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { kubectl } from "../infra/kubectl.ts";
 import { buildImage, busyboxImage, pushImage } from "../infra/oci-image.ts";
 import type { NodeCoordinates } from "../infra/types.ts";
+import { helmRelease, nodeImage, nodeValues, pushProjectImages, removeRelease } from "./release.ts";
 
 const execFileAsync = promisify(execFile);
 const release = "kustodia";
@@ -70,40 +71,8 @@ describe.skipIf(skipWithout("node", "helm"))("helm install charts/kustodia on th
 
   beforeAll(async () => {
     const node = service("node");
-    const built = spawnSync("node", ["scripts/build.ts"], { cwd: repoRoot, stdio: ["ignore", "ignore", "inherit"] });
-    if (built.status !== 0) throw new Error(`npm run build failed (exit ${built.status})`);
-    images = await buildImages({ outDir: work, log: () => {} });
-    for (const image of Object.values(images.images)) {
-      await execFileAsync("skopeo", [
-        "--insecure-policy",
-        "copy",
-        "--quiet",
-        "--all",
-        "--dest-no-creds",
-        "--dest-tls-verify=false",
-        `oci-archive:${join(work, image.archive)}`,
-        `docker://${node.registry.pushHost}/${image.repository}:${image.tag}`,
-      ]);
-    }
-    const values = valuesArgs({
-      image: { repository: `${node.registry.host}/${images.images.webhook.repository}`, digest: images.images.webhook.digest },
-      shim: {
-        image: { repository: `${node.registry.host}/${images.images.shim.repository}`, digest: images.images.shim.digest },
-        defaults: { backend: "vault", vaultAddr: `http://${node.nodeIp}:8200`, vaultAuthMethod: "kubernetes", vaultAuthPath: "kubernetes" },
-      },
-      registry: { plainHttp: [node.registry.host] },
-    });
-    try {
-      const installed = await helm(
-        service("helm").binary,
-        ["install", release, chartDir, "--namespace", releaseNamespace, "--create-namespace", "--wait", "--timeout=3m", ...values.args],
-        node,
-      );
-      if (installed.code !== 0) throw new Error(`helm install failed: ${installed.stderr}`);
-      installOutput = installed.stdout;
-    } finally {
-      values.cleanup();
-    }
+    images = await pushProjectImages(node);
+    installOutput = await helmRelease("install", release, releaseNamespace, nodeValues(node, images));
     // examples/pod.yaml runs `busybox:1.37`: the node sends docker.io to its own registry, where
     // Debian's static busybox stands in for it.
     await buildImage("umoci", join(work, "layout"), "busybox", busyboxImage(["sh", "env", "grep", "echo"], { cmd: ["sh"] }));
@@ -115,8 +84,7 @@ describe.skipIf(skipWithout("node", "helm"))("helm install charts/kustodia on th
 
   afterAll(async () => {
     const node = service("node");
-    await helm(service("helm").binary, ["uninstall", release, "--namespace", releaseNamespace, "--wait"], node);
-    await kubectl(node, ["delete", "namespace", appNamespace, releaseNamespace, "--wait=false", "--ignore-not-found"]);
+    await removeRelease(release, releaseNamespace, [appNamespace]);
     await kubectl(node, ["delete", "clusterrolebinding", "openbao-reviewer", "--ignore-not-found"]);
     rmSync(work, { recursive: true, force: true });
   });
@@ -156,9 +124,7 @@ describe.skipIf(skipWithout("node", "helm"))("helm install charts/kustodia on th
     ) as Pod;
     expect(mutated.metadata.annotations?.["kustodia.io/status"]).toBe(`injected ${IMAGE_TAG}`);
     expect(mutated.spec.containers[0]?.command?.slice(0, 2)).toEqual(["/kustodia/kustodia-shim", "--"]);
-    expect(mutated.spec.initContainers?.map((container) => container.image)).toContain(
-      `${node.registry.host}/${images.images.shim.repository}@${images.images.shim.digest}`,
-    );
+    expect(mutated.spec.initContainers?.map((container) => container.image)).toContain(nodeImage(node, images, "shim"));
   });
 
   it("has its ValidatingAdmissionPolicy deny a pod that claims injection but does not run the shim", async () => {
