@@ -53,7 +53,11 @@ case "${1:-}" in
       # The line of <name>_<version>_<arch>.deb: file name and SHA256 (`.` and `+` of a name matched as such).
       pattern="$(sed 's/[.+]/\\&/g' <<<"${spec%%:*}")_[^_ ]+_${spec##*:}\.deb"
       read -r name sha < <(sed -nE "s/^'[^']+' ($pattern) [0-9]+ SHA256:([0-9a-f]{64})$/\1 \2/p" <<<"$printed" | head -n 1)
-      [ -n "${sha:-}" ] || { say "apt-get download --print-uris printed no SHA256 for $spec (apt's lists missing or stale? scripts/system/install-debian.sh refreshes them): $printed"; exit 1; }
+      if [ -z "${sha:-}" ]; then
+        say "no file with a SHA256 for $spec in what apt printed: $printed"
+        say "(are apt's lists missing or stale? scripts/system/install-debian.sh refreshes them)"
+        exit 1
+      fi
       file="$cache/packages/debian/$name"
       if ! sha_ok "$file" "$sha"; then
         lock "debian-$name"
