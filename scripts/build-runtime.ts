@@ -506,7 +506,8 @@ export async function buildRuntimes(
   return manifests;
 }
 
-function newestMtime(path: string): number {
+/** The newest mtime of `path` and everything under it. */
+export function newestMtime(path: string): number {
   const stats = statSync(path);
   if (!stats.isDirectory()) return stats.mtimeMs;
   return readdirSync(path).reduce((newest, name) => Math.max(newest, newestMtime(join(path, name))), stats.mtimeMs);

@@ -180,7 +180,7 @@ beforeAll(async () => {
   const bundle = join(repoRoot, "dist/webhook/main.js");
   if (stale || spawnSync("test", ["-s", bundle]).status !== 0) {
     console.log(`[images test] npm run build: ${stale ?? `${bundle} is missing`}`);
-    const built = spawnSync("npm", ["run", "build"], { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] });
+    const built = spawnSync("npm", ["run", "build", "--", "--if-stale"], { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] });
     if (built.status !== 0) throw new Error(`npm run build failed (exit ${built.status})`);
   }
   firstDir = rootTempDir("kustodia-images-a-");

@@ -38,7 +38,7 @@ describe.skipIf(!isRoot && !inCI)(`the ${arm64.key} runtime${onArm64 ? "" : ` un
     const stale = runtimeStaleness(dir);
     if (stale) {
       console.log(`[runtime-arm64 test] npm run build: ${stale}`);
-      const built = spawnSync("npm", ["run", "build"], { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] });
+      const built = spawnSync("npm", ["run", "build", "--", "--if-stale"], { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] });
       if (built.status !== 0) throw new Error(`npm run build failed (exit ${built.status})`);
     }
     probeBindMounts(dir);

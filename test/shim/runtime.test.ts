@@ -64,7 +64,7 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
     const stale = runtimeStaleness();
     if (stale) {
       console.log(`[runtime test] npm run build: ${stale}`);
-      const built = spawnSync("npm", ["run", "build"], { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] });
+      const built = spawnSync("npm", ["run", "build", "--", "--if-stale"], { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] });
       if (built.status !== 0) throw new Error(`npm run build failed (exit ${built.status})`);
     }
     const parsed = parseManifest(readFileSync(join(runtimeDir, RuntimeFile.manifest), "utf8"));
