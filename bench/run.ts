@@ -1,5 +1,6 @@
 // `npm run bench`: builds the peers (bench/install-peers.sh) and kustodia (`npm run build`), brings
-// the test services up once, runs bench/webhook.ts and bench/shim.ts against them, and writes
+// the test services up once (the real node included), runs bench/webhook.ts, bench/shim.ts and
+// bench/pod-start.ts against them, and writes
 // bench/RESULTS.md: machine, date, versions, the command behind each table, the targets of issue 6
 // as ratios kustodia/peer. Everything below the "kept" marker in RESULTS.md (the record of what each
 // optimization bought) is carried over as it is.
@@ -60,7 +61,7 @@ function runScript(script: string, extra: string[], env: NodeJS.ProcessEnv, work
   return { command: shown.join(" "), markdown: run.stdout.trim(), summary };
 }
 
-function targets(webhook: Record<string, number>, shim: Record<string, number>): string {
+function targets(webhook: Record<string, number>, shim: Record<string, number>, pods: Record<string, number>): string {
   const verdict = (value: number, limit: number, atMost: boolean) =>
     Number.isFinite(value) ? ((atMost ? value <= limit : value >= limit) ? "met" : "**not met**") : "not measured";
   const p99 = (webhook.p99Ms16 ?? Number.NaN) / (webhook.peerP99Ms16 ?? Number.NaN);
@@ -92,6 +93,16 @@ function targets(webhook: Record<string, number>, shim: Record<string, number>):
         verdict(slow, 1, true),
       ],
       ["shim runtime ≤ 45 MB gzipped", `${fixed(gzip)} MiB`, verdict(gzip, 45, true)],
+      [
+        "pod start on the real node, added latency with `copy` ≤ 1.0× Bank-Vaults' (issue 16)",
+        `${fixed(pods.copyOverBankVaults ?? Number.NaN, 2)}×`,
+        verdict(pods.copyOverBankVaults ?? Number.NaN, 1, true),
+      ],
+      [
+        "pod start on the real node, added latency with `image-volume` ≤ 0.5× Bank-Vaults' (issue 16)",
+        `${fixed(pods.imageVolumeOverBankVaults ?? Number.NaN, 2)}×`,
+        verdict(pods.imageVolumeOverBankVaults ?? Number.NaN, 0.5, true),
+      ],
     ],
   );
 }
@@ -107,7 +118,7 @@ async function main(): Promise<void> {
   const began = new Date();
   if (!options["no-peers"]) installPeers();
   ensureBuilt();
-  const infra = await acquireInfra(["kube", "openbao", "registry"]);
+  const infra = await acquireInfra(["kube", "openbao", "registry", "node", "helm"]);
   const work = mkdtempSync(join(tmpdir(), "kustodia-bench-"));
   const stateFile = join(work, "infra.json");
   writeFileSync(stateFile, JSON.stringify({ coordinates: infra.coordinates }));
@@ -115,9 +126,11 @@ async function main(): Promise<void> {
   const loadBefore = loadAverage();
   let webhook: Section;
   let shim: Section;
+  let pods: Section;
   try {
     webhook = runScript("webhook", options.webhook.split(" ").filter(Boolean), env, work);
     shim = runScript("shim", options.shim.split(" ").filter(Boolean), env, work);
+    pods = runScript("pod-start", [], env, work);
   } finally {
     rmSync(work, { recursive: true, force: true });
     await infra.release();
@@ -155,7 +168,7 @@ async function main(): Promise<void> {
     "",
     "## Targets",
     "",
-    targets(webhook.summary, shim.summary),
+    targets(webhook.summary, shim.summary, pods.summary),
     "",
     "## Webhook",
     "",
@@ -168,6 +181,12 @@ async function main(): Promise<void> {
     `Command: \`${shim.command}\``,
     "",
     shim.markdown,
+    "",
+    "## Pod start",
+    "",
+    `Command: \`${pods.command}\``,
+    "",
+    pods.markdown,
     "",
     kept(options.out),
   ].join("\n");
