@@ -19,7 +19,7 @@ describe("contract", () => {
 
   it("keeps every shim setting under KUSTODIA_", () => {
     for (const name of Object.values(ShimEnv)) expect(name.startsWith(SHIM_ENV_PREFIX)).toBe(true);
-    expect(Object.keys(ShimEnv)).toHaveLength(28);
+    expect(Object.keys(ShimEnv)).toHaveLength(30);
   });
 
   it("uses the sysexits codes of DESIGN.md §5 and the shim path of §4", () => {
