@@ -118,6 +118,8 @@ describe("probeDeadlineMs", () => {
     [{ timeoutSeconds: 3 }, 1500],
     [{ timeoutSeconds: 0 }, 500],
     [{ timeoutSeconds: "5" }, 500],
+    [{ timeoutSeconds: 2 ** 31 - 1 }, (2 ** 31 - 1) * 500],
+    [{ timeoutSeconds: 2e18 }, 500],
   ])("%j → %d ms", (probe, ms) => {
     expect(probeDeadlineMs(probe as JsonObject)).toBe(ms);
   });

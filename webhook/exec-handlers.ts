@@ -25,8 +25,9 @@ export interface WrappedHandler {
 const PROBES = ["livenessProbe", "readinessProbe", "startupProbe"] as const;
 const HOOKS = ["postStart", "preStop"] as const;
 
-/** Kubernetes' default and minimum of a probe's timeoutSeconds. */
+/** Kubernetes' default and minimum of a probe's timeoutSeconds, and its largest (an int32). */
 const DEFAULT_PROBE_TIMEOUT_S = 1;
+const MAX_PROBE_TIMEOUT_S = 2 ** 31 - 1;
 
 /** The container's exec probes and exec lifecycle hooks, in the order of EXEC_HANDLER_KINDS. */
 export function execHandlers(container: RawContainer): ExecHandler[] {
@@ -108,10 +109,11 @@ function isWrapped(command: readonly string[]): boolean {
   return command[0] === SHIM_PATH;
 }
 
-/** `KUSTODIA_TIMEOUT` of a probe: a share of its timeoutSeconds (Kubernetes' default 1 s when unset or invalid). */
+/** `KUSTODIA_TIMEOUT` of a probe: a share of its timeoutSeconds (Kubernetes' default 1 s when unset, or invalid: the apiserver refuses the pod then). */
 export function probeDeadlineMs(probe: JsonObject): number {
   const seconds = probe.timeoutSeconds;
-  const timeout = typeof seconds === "number" && Number.isInteger(seconds) && seconds >= 1 ? seconds : DEFAULT_PROBE_TIMEOUT_S;
+  const valid = typeof seconds === "number" && Number.isInteger(seconds) && seconds >= 1 && seconds <= MAX_PROBE_TIMEOUT_S;
+  const timeout = valid ? seconds : DEFAULT_PROBE_TIMEOUT_S;
   return Math.round(timeout * 1000 * PROBE_DEADLINE_SHARE);
 }
 
