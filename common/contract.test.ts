@@ -13,6 +13,8 @@ describe("contract", () => {
     ["passthrough", "kustodia.io/passthrough"],
     ["entrypointPrefix", "kustodia.io/entrypoint."],
     ["status", "kustodia.io/status"],
+    ["wrapExec", "kustodia.io/wrap-exec"],
+    ["wrapExecAudit", "kustodia.io/wrap-exec-audit"],
   ] as const)("annotation %s is %s", (name, key) => {
     expect(Annotations[name]).toBe(key);
   });
