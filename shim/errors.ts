@@ -33,10 +33,13 @@ export class ShimError extends Error {
   override name = "ShimError";
   readonly code: ShimErrorCode;
   readonly exitCode: number;
+  /** The lines logged before this error that explain it (e.g. each invalid setting). */
+  readonly causes: readonly string[];
 
-  constructor(code: ShimErrorCode, message: string) {
+  constructor(code: ShimErrorCode, message: string, causes: readonly string[] = []) {
     super(message);
     this.code = code;
     this.exitCode = EXIT_CODES[code];
+    this.causes = causes;
   }
 }

@@ -9,6 +9,7 @@ import { parseArgs, USAGE } from "./args.ts";
 import { loadConfig } from "./config.ts";
 import { ShimError, ShimExit } from "./errors.ts";
 import { createLog, type Log } from "./log.ts";
+import { writeTerminationMessage } from "./termination.ts";
 
 /** EX_SOFTWARE: a bug in the shim. */
 const INTERNAL_ERROR = 70;
@@ -41,7 +42,7 @@ async function main(argv: string[], log: { current: Log }): Promise<void> {
   const loaded = loadConfig(process.env, invocation.settings);
   if (!loaded.ok) {
     for (const error of loaded.errors) log.current.error(error);
-    throw new ShimError("KUS_SHIM_CONFIG", "not starting the app: invalid settings");
+    throw new ShimError("KUS_SHIM_CONFIG", "not starting the app: invalid settings", loaded.errors);
   }
   log.current = createLog(loaded.config.logLevel);
   for (const warning of loaded.warnings) log.current.warn(warning);
@@ -64,8 +65,10 @@ try {
   }
   if (error instanceof ShimError) {
     log.current.error(error.message);
+    writeTerminationMessage([...error.causes, error.message].map((line) => `kustodia-shim: ${line}`));
     process.exit(error.exitCode);
   }
   log.current.error(`internal error: ${(error as Error)?.stack ?? String(error)}`);
+  writeTerminationMessage([`kustodia-shim: internal error: ${(error as Error)?.message ?? String(error)}`]);
   process.exit(INTERNAL_ERROR);
 }

@@ -52,11 +52,13 @@ async function resolveAll(start: Start, resolver: Resolver, references: Referenc
   const resolution = await resolver.resolve(references, began + config.timeoutMs);
   for (const ignored of resolution.ignored) log.warn(`${formatProblem(ignored)}; left unset (${ShimEnv.ignoreMissing})`);
   if (resolution.problems.length > 0) {
-    for (const problem of resolution.problems) log.error(formatProblem(problem));
+    const lines = resolution.problems.map(formatProblem);
+    for (const line of lines) log.error(line);
     audit("start", began, { resolution, reason: `${resolution.problems.length} of ${references.length} reference(s) unresolved` });
     throw new ShimError(
       exitFor(resolution.problems),
       `not starting the app: ${resolution.problems.length} of ${references.length} reference(s) unresolved`,
+      lines,
     );
   }
   log.debug(`resolved ${resolution.values.size} reference(s) in ${Date.now() - began} ms`);

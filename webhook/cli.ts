@@ -81,7 +81,7 @@ async function admissionContext(): Promise<AdmissionContext> {
     lookupImages: createImageLookup({
       // The webhook keeps lookup causes out of denials (and in its debug log); here the user runs the lookup, so they see them.
       registry: createRegistryClient(settings.registry, createMetrics({ defaultMetrics: false }), {
-        debug: (fields) => process.stderr.write(`Lookup: ${String(fields.image)}: ${String(fields.cause)}\n`),
+        warn: (fields) => process.stderr.write(`Lookup: ${String(fields.image)}: ${String(fields.cause)}\n`),
       }),
       pullSecrets,
     }),

@@ -22,7 +22,7 @@ const DATABASE_CONNECTION = "postgres";
 const DATABASE_ROLE = "kustodia-test";
 
 /** A call to the OpenBao HTTP API; throws with OpenBao's error messages on a non-2xx answer. */
-async function api(
+export async function openbaoApi(
   addr: string,
   token: string,
   method: string,
@@ -74,19 +74,19 @@ export async function startOpenBao(ctx: InfraContext): Promise<StartedService<Op
       return response.status === 200 && health.initialized === true && health.sealed === false;
     });
 
-    const mount = (await api(addr, rootToken, "GET", `sys/mounts/${KV_V2_MOUNT}`))?.data as
+    const mount = (await openbaoApi(addr, rootToken, "GET", `sys/mounts/${KV_V2_MOUNT}`))?.data as
       | { type?: string; options?: { version?: string } }
       | undefined;
     if (mount?.type !== "kv" || mount.options?.version !== "2") {
       throw new Error(`OpenBao dev mount ${KV_V2_MOUNT}/ is not KV v2: ${JSON.stringify(mount)}`);
     }
-    await api(addr, rootToken, "POST", `sys/mounts/${KV_V1_MOUNT}`, { type: "kv", options: { version: "1" } });
-    await api(addr, rootToken, "POST", `sys/auth/${APPROLE_MOUNT}`, { type: "approle" });
-    await api(addr, rootToken, "POST", `sys/auth/${KUBERNETES_MOUNT}`, { type: "kubernetes" });
+    await openbaoApi(addr, rootToken, "POST", `sys/mounts/${KV_V1_MOUNT}`, { type: "kv", options: { version: "1" } });
+    await openbaoApi(addr, rootToken, "POST", `sys/auth/${APPROLE_MOUNT}`, { type: "approle" });
+    await openbaoApi(addr, rootToken, "POST", `sys/auth/${KUBERNETES_MOUNT}`, { type: "kubernetes" });
 
     const pki = await configurePki(addr, rootToken);
 
-    const sealStatus = (await api(addr, rootToken, "GET", "sys/seal-status")) as { version?: string };
+    const sealStatus = (await openbaoApi(addr, rootToken, "GET", "sys/seal-status")) as { version?: string };
     if (!sealStatus.version) throw new Error("OpenBao sys/seal-status has no version");
 
     return {
@@ -114,8 +114,8 @@ export async function startOpenBao(ctx: InfraContext): Promise<StartedService<Op
  * Tests make roles of their own (shorter TTLs) on the same mount.
  */
 async function configurePki(addr: string, rootToken: string): Promise<OpenBaoPki> {
-  await api(addr, rootToken, "POST", `sys/mounts/${PKI_MOUNT}`, { type: "pki", config: { max_lease_ttl: "87600h" } });
-  const root = (await api(addr, rootToken, "POST", `${PKI_MOUNT}/root/generate/internal`, {
+  await openbaoApi(addr, rootToken, "POST", `sys/mounts/${PKI_MOUNT}`, { type: "pki", config: { max_lease_ttl: "87600h" } });
+  const root = (await openbaoApi(addr, rootToken, "POST", `${PKI_MOUNT}/root/generate/internal`, {
     common_name: "kustodia test root CA",
     key_type: "ec",
     key_bits: 256,
@@ -124,7 +124,7 @@ async function configurePki(addr: string, rootToken: string): Promise<OpenBaoPki
   const caPem = root.data?.certificate;
   if (!caPem?.startsWith("-----BEGIN CERTIFICATE-----"))
     throw new Error(`OpenBao ${PKI_MOUNT}/root/generate/internal returned no certificate`);
-  await api(addr, rootToken, "POST", `${PKI_MOUNT}/roles/${PKI_ROLE}`, {
+  await openbaoApi(addr, rootToken, "POST", `${PKI_MOUNT}/roles/${PKI_ROLE}`, {
     allowed_domains: PKI_DOMAINS,
     allow_subdomains: true,
     allow_localhost: true,
@@ -143,8 +143,8 @@ async function configurePki(addr: string, rootToken: string): Promise<OpenBaoPki
  * Revocation drops the role (the plugin's default). Tests make roles of their own (shorter TTLs).
  */
 export async function configureDatabase(bao: OpenBaoCoordinates, postgres: PostgresCoordinates): Promise<OpenBaoCoordinates> {
-  await api(bao.addr, bao.rootToken, "POST", `sys/mounts/${DATABASE_MOUNT}`, { type: "database" });
-  await api(bao.addr, bao.rootToken, "POST", `${DATABASE_MOUNT}/config/${DATABASE_CONNECTION}`, {
+  await openbaoApi(bao.addr, bao.rootToken, "POST", `sys/mounts/${DATABASE_MOUNT}`, { type: "database" });
+  await openbaoApi(bao.addr, bao.rootToken, "POST", `${DATABASE_MOUNT}/config/${DATABASE_CONNECTION}`, {
     plugin_name: "postgresql-database-plugin",
     connection_url: `postgresql://{{username}}:{{password}}@${postgres.host}:${postgres.port}/${postgres.database}?sslmode=disable`,
     username: postgres.superuser,
@@ -152,7 +152,7 @@ export async function configureDatabase(bao: OpenBaoCoordinates, postgres: Postg
     allowed_roles: "*",
     verify_connection: true,
   });
-  await api(bao.addr, bao.rootToken, "POST", `${DATABASE_MOUNT}/roles/${DATABASE_ROLE}`, {
+  await openbaoApi(bao.addr, bao.rootToken, "POST", `${DATABASE_MOUNT}/roles/${DATABASE_ROLE}`, {
     db_name: DATABASE_CONNECTION,
     creation_statements: [databaseCreationStatement(postgres.database)],
     default_ttl: "1h",
@@ -176,7 +176,7 @@ export async function configureKubernetesAuth(bao: OpenBaoCoordinates, kube: Kub
   let caCert = readFileSync(kube.caFile, "utf8");
   if (!caCert.endsWith("\n")) caCert += "\n";
   const path = `auth/${KUBERNETES_MOUNT}/config`;
-  await api(bao.addr, bao.rootToken, "POST", path, {
+  await openbaoApi(bao.addr, bao.rootToken, "POST", path, {
     kubernetes_host: kube.server,
     kubernetes_ca_cert: caCert,
     token_reviewer_jwt: kube.adminToken,
@@ -184,7 +184,7 @@ export async function configureKubernetesAuth(bao: OpenBaoCoordinates, kube: Kub
     disable_local_ca_jwt: true,
     disable_iss_validation: true,
   });
-  const read = (await api(bao.addr, bao.rootToken, "GET", path)) as {
+  const read = (await openbaoApi(bao.addr, bao.rootToken, "GET", path)) as {
     data?: { kubernetes_host?: string; token_reviewer_jwt_set?: boolean };
   };
   if (read.data?.kubernetes_host !== kube.server || read.data.token_reviewer_jwt_set !== true) {

@@ -66,18 +66,18 @@ function settings(overrides: Partial<RegistrySettings>): RegistrySettings {
 interface TestClient {
   client: RegistryClient;
   metrics: Metrics;
-  /** What the client told its debug log: the causes denials leave out. */
-  debugLog: string[];
+  /** What the client told its log: the causes denials leave out. */
+  lookupLog: string[];
 }
 
 function newClient(overrides: Partial<RegistrySettings> = {}): TestClient {
   const metrics = createMetrics({ defaultMetrics: false });
-  const debugLog: string[] = [];
+  const lookupLog: string[] = [];
   const client = createRegistryClient(settings(overrides), metrics, {
-    debug: (fields, message) => debugLog.push(`${message}: ${JSON.stringify(fields)}`),
+    warn: (fields, message) => lookupLog.push(`${message}: ${JSON.stringify(fields)}`),
   });
   clients.push(client);
-  return { client, metrics, debugLog };
+  return { client, metrics, lookupLog };
 }
 
 async function proxyTo(host: string, options: { delayMs?: number; port?: number } = {}): Promise<TcpProxy> {
@@ -122,14 +122,14 @@ function expectError(result: ImageLookupResult, ...parts: string[]): string {
 }
 
 /**
- * A denial that names no network detail (UNREADABLE), with the cause in the debug log instead: the
+ * A denial that names no network detail (UNREADABLE), with the cause in the webhook's log instead: the
  * `causes` must be in the log and none of them in the denial.
  */
-function expectHidden(result: ImageLookupResult, debugLog: readonly string[], ...causes: string[]): void {
+function expectHidden(result: ImageLookupResult, lookupLog: readonly string[], ...causes: string[]): void {
   const error = expectError(result, UNREADABLE);
   for (const cause of causes) {
     expect(error).not.toContain(cause);
-    expect(debugLog.join("\n")).toContain(JSON.stringify(cause).slice(1, -1));
+    expect(lookupLog.join("\n")).toContain(JSON.stringify(cause).slice(1, -1));
   }
 }
 
@@ -259,19 +259,19 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
     });
 
     it("logs that the CA must be configured when the registry's certificate is not trusted", async () => {
-      const { client, debugLog } = newClient({ caFile: undefined });
+      const { client, lookupLog } = newClient({ caFile: undefined });
       expectHidden(
         await client.imageConfig(image("private").reference, anonymous),
-        debugLog,
+        lookupLog,
         `the TLS certificate of ${secureHost()} is not trusted`,
         "KUSTODIA_REGISTRY_CA_FILE",
       );
     });
 
     it("logs that a plain-HTTP registry must be listed when it is spoken to with TLS", async () => {
-      const { client, debugLog } = newClient({ plainHttp: [] });
+      const { client, lookupLog } = newClient({ plainHttp: [] });
       const result = await client.imageConfig(image("cmdOnly").reference, anonymous);
-      expectHidden(result, debugLog, `${plainHost()} does not answer TLS`, "KUSTODIA_REGISTRY_PLAIN_HTTP");
+      expectHidden(result, lookupLog, `${plainHost()} does not answer TLS`, "KUSTODIA_REGISTRY_PLAIN_HTTP");
     });
   });
 
@@ -292,11 +292,11 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
         reference: () => onHost("cmdOnly", plainHost(), `@sha256:${"0".repeat(64)}`),
         what: `manifest ${image("cmdOnly").repository}@sha256:${"0".repeat(64)}`,
       },
-    ])("denies $name, with the registry's 404 in the debug log only", async ({ reference, what }) => {
-      const { client, debugLog } = newClient();
+    ])("denies $name, with the registry's 404 in the webhook's log only", async ({ reference, what }) => {
+      const { client, lookupLog } = newClient();
       expectHidden(
         await client.imageConfig(reference(), anonymous),
-        debugLog,
+        lookupLog,
         `registry ${plainHost()} answered 404 for ${what} (does the image exist?)`,
       );
     });
@@ -311,8 +311,12 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
 
     it("logs, and does not tell the pod, that nothing listens at the registry's address", async () => {
       const host = `127.0.0.1:${await freePort()}`;
-      const { client, debugLog } = newClient({ plainHttp: [host] });
-      expectHidden(await client.imageConfig(onHost("cmdOnly", host), anonymous), debugLog, `cannot connect to ${host}: connection refused`);
+      const { client, lookupLog } = newClient({ plainHttp: [host] });
+      expectHidden(
+        await client.imageConfig(onHost("cmdOnly", host), anonymous),
+        lookupLog,
+        `cannot connect to ${host}: connection refused`,
+      );
     });
 
     it("refuses a config larger than the size cap", async () => {
@@ -320,10 +324,10 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
         config: { Entrypoint: ["/x"] },
         padding: "x".repeat(MAX_DOCUMENT_BYTES),
       });
-      const { client, debugLog } = newClient();
+      const { client, lookupLog } = newClient();
       expectHidden(
         await client.imageConfig(reference, anonymous),
-        debugLog,
+        lookupLog,
         `registry ${plainHost()} sent more than ${MAX_DOCUMENT_BYTES} bytes`,
       );
     });
@@ -410,11 +414,11 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
     });
 
     it("logs what the mirror said when the registry fails too", async () => {
-      const { client, debugLog } = newClient({ mirrors: { "mirror-test.invalid": [plainHost()] } });
+      const { client, lookupLog } = newClient({ mirrors: { "mirror-test.invalid": [plainHost()] } });
       const result = await client.imageConfig("mirror-test.invalid/kustodia-test/no-such-image:v1", anonymous);
       expectHidden(
         result,
-        debugLog,
+        lookupLog,
         "cannot resolve the registry host mirror-test.invalid",
         `(mirrors tried first: registry ${plainHost()} answered 404`,
       );
@@ -424,11 +428,11 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
   describe("limits", () => {
     it("gives up at the lookup's deadline when the registry is slow", async () => {
       const proxy = await proxyTo(plainHost(), { delayMs: 300 });
-      const { client, debugLog } = newClient({ plainHttp: [proxy.host], timeoutMs: 500 });
+      const { client, lookupLog } = newClient({ plainHttp: [proxy.host], timeoutMs: 500 });
       const started = performance.now();
       const result = await client.imageConfig(onHost("entrypointCmd", proxy.host), anonymous);
       const elapsed = performance.now() - started;
-      expectHidden(result, debugLog, `timed out after 500 ms contacting ${proxy.host}`);
+      expectHidden(result, lookupLog, `timed out after 500 ms contacting ${proxy.host}`);
       expect(elapsed).toBeGreaterThanOrEqual(490);
       expect(elapsed).toBeLessThan(900); // without a deadline: three round trips of 600 ms each
     });
@@ -436,11 +440,11 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
     it("gives up at the deadline when the registry accepts and never answers", async () => {
       const proxy = await proxyTo(plainHost());
       await proxy.setMode("blackhole");
-      const { client, debugLog } = newClient({ plainHttp: [proxy.host], timeoutMs: 300 });
+      const { client, lookupLog } = newClient({ plainHttp: [proxy.host], timeoutMs: 300 });
       const started = performance.now();
       expectHidden(
         await client.imageConfig(onHost("cmdOnly", proxy.host), anonymous),
-        debugLog,
+        lookupLog,
         `timed out after 300 ms contacting ${proxy.host}`,
       );
       expect(performance.now() - started).toBeLessThan(700);
@@ -452,9 +456,9 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
     ])("logs what happened when the registry's connections $mode", async ({ mode, says }) => {
       const proxy = await proxyTo(plainHost());
       await proxy.setMode(mode);
-      const { client, debugLog } = newClient({ plainHttp: [proxy.host] });
-      expectHidden(await client.imageConfig(onHost("cmdOnly", proxy.host), anonymous), debugLog, says);
-      expect(debugLog.join("\n")).toContain(proxy.host);
+      const { client, lookupLog } = newClient({ plainHttp: [proxy.host] });
+      expectHidden(await client.imageConfig(onHost("cmdOnly", proxy.host), anonymous), lookupLog, says);
+      expect(lookupLog.join("\n")).toContain(proxy.host);
     });
 
     it("sends concurrent identical lookups upstream once", async () => {
@@ -534,11 +538,11 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient under attack (#13
       const internal = await startInternalService();
       const hostile = await startHostileRegistry(() => realm(internal.port));
       try {
-        const { client, debugLog } = newClient({ plainHttp: [hostile.host] });
+        const { client, lookupLog } = newClient({ plainHttp: [hostile.host] });
         const result = await client.imageConfig(`${hostile.host}/team/app:1`, anonymous);
         expect(internal.connections()).toBe(0);
         expect(hostile.authorizations.join(" ")).not.toContain(INTERNAL_TOKEN);
-        expectHidden(result, debugLog, "the token endpoint");
+        expectHidden(result, lookupLog, "the token endpoint");
       } finally {
         await Promise.all([hostile.close(), internal.close()]);
       }
@@ -550,20 +554,20 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient under attack (#13
       { name: "an IPv4-mapped IPv6 loopback", host: (proxy: TcpProxy) => `[::ffff:7f00:1]:${proxy.port}` },
     ])("refuses a registry at $name unless its network is allowed, without connecting", async ({ host }) => {
       const proxy = await proxyTo(plainHost());
-      const { client, debugLog } = newClient({ allowedNetworks: [], plainHttp: [host(proxy)] });
+      const { client, lookupLog } = newClient({ allowedNetworks: [], plainHttp: [host(proxy)] });
       const result = await client.imageConfig(onHost("cmdOnly", host(proxy)), anonymous);
       expect(proxy.stats().connections).toBe(0);
-      expectHidden(result, debugLog, "loopback address");
+      expectHidden(result, lookupLog, "loopback address");
     });
 
     it("tells the pod nothing that tells an open port from a closed one", async () => {
       const closed = `127.0.0.1:${await freePort()}`;
       const open = plainHost();
-      const { client, debugLog } = newClient({ plainHttp: [] });
+      const { client, lookupLog } = newClient({ plainHttp: [] });
       const answers = await Promise.all([closed, open].map((host) => client.imageConfig(`${host}/team/app:1`, anonymous)));
       expect(answers[0]).toEqual(answers[1]);
-      expectHidden(answers[0] as ImageLookupResult, debugLog, "connection refused");
-      expectHidden(answers[1] as ImageLookupResult, debugLog, "does not answer TLS");
+      expectHidden(answers[0] as ImageLookupResult, lookupLog, "connection refused");
+      expectHidden(answers[1] as ImageLookupResult, lookupLog, "does not answer TLS");
     });
   });
 
@@ -855,9 +859,9 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient with a Bearer tok
     { who: "anonymously", credentials: () => [] },
   ])("never asks a plain-HTTP token endpoint that is not listed as plain HTTP, $who", async ({ credentials }) => {
     const before = tokens.requests.length;
-    const { client, debugLog } = bearerClient({ plainHttp: [tokens.host] });
+    const { client, lookupLog } = bearerClient({ plainHttp: [tokens.host] });
     const result = await client.imageConfig(reference("public"), { credentials: credentials() });
-    expectHidden(result, debugLog, `the token endpoint http://${tokens.tokenHost} is not https`, "KUSTODIA_REGISTRY_PLAIN_HTTP");
+    expectHidden(result, lookupLog, `the token endpoint http://${tokens.tokenHost} is not https`, "KUSTODIA_REGISTRY_PLAIN_HTTP");
     expect(tokens.requests.length).toBe(before);
   });
 

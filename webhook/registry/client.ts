@@ -30,9 +30,13 @@ export interface ImageConfigOptions {
   admission?: unknown;
 }
 
-/** Where failures' network detail goes (the webhook's logger at debug level). */
+/**
+ * Where failures' network detail goes: the webhook's log at warn level, which the cluster admin
+ * reads (a registry on a network not in registry.allowedNetworks is a setting to fix, seen first on a
+ * real node); the pod's author sees only UNREADABLE.
+ */
 export interface RegistryLog {
-  debug(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
 }
 
 /** One place a lookup may be answered: a mirror or the registry, with the pod's credentials for it. */
@@ -61,7 +65,7 @@ interface Resolved {
 export function createRegistryClient(
   settings: RegistrySettings,
   metrics: Metrics,
-  log: RegistryLog = { debug: () => undefined },
+  log: RegistryLog = { warn: () => undefined },
 ): RegistryClient {
   const transport = createTransport({
     destinations: createDestinationPolicy(settings.allowedNetworks),
@@ -205,7 +209,7 @@ export function createRegistryClient(
       return { ok: true, config: structuredClone(await pending) };
     } catch (error) {
       if (!(error instanceof LookupError)) return { ok: false, error: `unexpected error looking up ${image}: ${(error as Error).message}` };
-      log.debug({ image, cause: error.detail }, "image lookup failed");
+      log.warn({ image, cause: error.detail }, "image lookup failed");
       return { ok: false, error: error.message };
     }
   }

@@ -2,7 +2,7 @@
 // authorization that worked last, a 401 runs the auth flow (every matching credential in turn),
 // and every failure becomes a LookupError. What the pod's author sees names only what they can fix
 // (their pull secrets); how the network failed (refused, TLS, 404, timeout, a refused address)
-// goes to the webhook's debug log, so that denials cannot be used to scan the cluster's network.
+// goes to the webhook's log (for the cluster admin), so that denials cannot be used to scan the cluster's network.
 import { type Attempt, type Authenticator, TokenEndpointError } from "./auth.ts";
 import type { RegistryCredential } from "./credentials.ts";
 import { ALLOW_NETWORK_HINT, DestinationRefusedError } from "./destinations.ts";
@@ -19,7 +19,7 @@ export class LookupError extends Error {
 }
 
 /** The denial for every failure whose cause is the network or the registry's answer. */
-export const UNREADABLE = "could not read the image's configuration from its registry (the webhook's debug log has the cause)";
+export const UNREADABLE = "could not read the image's configuration from its registry (the webhook's log has the cause)";
 
 /** A lookup error that shows the pod's author nothing but UNREADABLE. */
 export function unreadable(detail: string): LookupError {
