@@ -15,6 +15,7 @@ import { Annotations, SHIM_PATH } from "../../common/contract.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { kubectl } from "../infra/kubectl.ts";
 import { buildImage, busyboxImage, pushImage } from "../infra/oci-image.ts";
+import { openbaoApi } from "../infra/openbao.ts";
 import type { NodeCoordinates } from "../infra/types.ts";
 import { helmRelease, nodeValues, pushProjectImages, removeRelease } from "./release.ts";
 
@@ -32,15 +33,8 @@ const value = `probe-${randomBytes(8).toString("hex")}`;
 const digest = createHash("sha256").update(value).digest("hex");
 
 /** An OpenBao API call on the node's OpenBao, with its root token (setup only). */
-async function bao(node: NodeCoordinates, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-  const response = await fetch(`${node.openbao.addr}/v1/${path}`, {
-    method,
-    headers: { "x-vault-token": node.openbao.rootToken, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`OpenBao ${method} ${path}: HTTP ${response.status} ${text}`);
-  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+function bao(node: NodeCoordinates, method: string, path: string, body?: unknown) {
+  return openbaoApi(node.openbao.addr, node.openbao.rootToken, method, path, body);
 }
 
 /** `kubectl create -f -` of `object`, with kubectl's stderr, where it prints admission warnings. */
