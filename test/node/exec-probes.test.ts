@@ -81,6 +81,22 @@ async function otherReleasesServing(node: NodeCoordinates, labels: Record<string
     .map((item) => item.metadata.name);
 }
 
+const appLabels = { "kubernetes.io/metadata.name": appNamespace, "kustodia.io/injection": "enabled", [releaseLabel]: "true" };
+
+/**
+ * Waits while another release serves our namespace. The chart's namespaceSelector always needs
+ * kustodia.io/injection=enabled, so a release without an extra selector (test/node/pods.test.ts's)
+ * serves every such namespace. vitest runs the node project's files one at a time, but another
+ * checkout's run may install one at any moment: the check is repeated before each pod.
+ */
+async function waitForSoleRelease(node: NodeCoordinates): Promise<void> {
+  const deadline = Date.now() + 15 * 60_000;
+  for (let others = await otherReleasesServing(node, appLabels); others.length > 0; others = await otherReleasesServing(node, appLabels)) {
+    if (Date.now() > deadline) throw new Error(`another release of the chart serves ${appNamespace} and stays: ${others.join(", ")}`);
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+  }
+}
+
 /** The probe: Ready only when PASSWORD holds the secret (the pod spec holds its hash, never the value). */
 function probePod(name: string, annotations: Record<string, string>) {
   const node = service("node");
@@ -148,12 +164,7 @@ describe.skipIf(skipWithout("node", "helm"))("exec probes that need a secret, on
 
   beforeAll(async () => {
     const node = service("node");
-    const labels = { "kubernetes.io/metadata.name": appNamespace, "kustodia.io/injection": "enabled", [releaseLabel]: "true" };
-    const deadline = Date.now() + 15 * 60_000;
-    for (let others = await otherReleasesServing(node, labels); others.length > 0; others = await otherReleasesServing(node, labels)) {
-      if (Date.now() > deadline) throw new Error(`another release of the chart serves ${appNamespace} and stays: ${others.join(", ")}`);
-      await new Promise((resolve) => setTimeout(resolve, 10_000));
-    }
+    await waitForSoleRelease(node);
     const images = await pushProjectImages(node);
     await helmRelease(
       "install",
@@ -173,7 +184,7 @@ describe.skipIf(skipWithout("node", "helm"))("exec probes that need a secret, on
       "label",
       "namespace",
       appNamespace,
-      ...Object.entries(labels)
+      ...Object.entries(appLabels)
         .slice(1)
         .map(([key, value]) => `${key}=${value}`),
     ]);
@@ -216,6 +227,7 @@ describe.skipIf(skipWithout("node", "helm"))("exec probes that need a secret, on
 
   it("without kustodia.io/wrap-exec: kubectl prints the admission warning, and the pod runs but never becomes Ready", async () => {
     const node = service("node");
+    await waitForSoleRelease(node);
     const created = await create(node, probePod("unwrapped", {}));
     expect(created.stderr).toContain(
       'Warning: container "app" readinessProbe reads PASSWORD, which only the app\'s process gets from kustodia: the handler sees no value and fails; run it through the shim with the annotation kustodia.io/wrap-exec: "readinessProbe" (or "true")',
@@ -241,6 +253,7 @@ describe.skipIf(skipWithout("node", "helm"))("exec probes that need a secret, on
 
   it("with kustodia.io/wrap-exec: the probe runs through the shim, sees the secret, and the pod becomes Ready", async () => {
     const node = service("node");
+    await waitForSoleRelease(node);
     const created = await create(node, probePod("wrapped", { [Annotations.wrapExec]: "readinessProbe" }));
     expect(created.stderr).toBe("");
     await waitFor(node, "wrapped", ready, 150_000);
