@@ -17,8 +17,10 @@ import { service, skipWithout } from "../infra/coords.ts";
 import { kubectl } from "../infra/kubectl.ts";
 import { buildImage, busyboxImage, pushImage } from "../infra/oci-image.ts";
 import type { NodeCoordinates } from "../infra/types.ts";
-import { helmRelease, nodeImage, nodeValues, pushProjectImages, removeRelease } from "./release.ts";
+import { bao } from "./openbao-auth.ts";
+import { type Cluster, helmRelease, nodeImage, nodeValues, pushProjectImages, removeRelease } from "./release.ts";
 
+const cluster = (): Cluster => ({ node: service("node"), helm: service("helm").binary });
 const execFileAsync = promisify(execFile);
 const release = "kustodia";
 const releaseNamespace = "kustodia";
@@ -72,7 +74,7 @@ describe.skipIf(skipWithout("node", "helm"))("helm install charts/kustodia on th
   beforeAll(async () => {
     const node = service("node");
     images = await pushProjectImages(node);
-    installOutput = await helmRelease("install", release, releaseNamespace, nodeValues(node, images));
+    installOutput = await helmRelease(cluster(), "install", release, releaseNamespace, nodeValues(node, images));
     // examples/pod.yaml runs `busybox:1.37`: the node sends docker.io to its own registry, where
     // Debian's static busybox stands in for it.
     await buildImage("umoci", join(work, "layout"), "busybox", busyboxImage(["sh", "env", "grep", "echo"], { cmd: ["sh"] }));
@@ -84,8 +86,11 @@ describe.skipIf(skipWithout("node", "helm"))("helm install charts/kustodia on th
 
   afterAll(async () => {
     const node = service("node");
-    await removeRelease(release, releaseNamespace, [appNamespace]);
+    await removeRelease(cluster(), release, releaseNamespace, [appNamespace]);
     await kubectl(node, ["delete", "clusterrolebinding", "openbao-reviewer", "--ignore-not-found"]);
+    // The node's OpenBao outlives this file: leave no README mount behind for the next run.
+    await bao(node, "DELETE", "sys/auth/kubernetes");
+    await bao(node, "DELETE", "sys/policies/acl/myapp");
     rmSync(work, { recursive: true, force: true });
   });
 
