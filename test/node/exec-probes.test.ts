@@ -6,7 +6,7 @@
 // serve namespaces with the label below, so it never touches the pods of another release on the node.
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -15,9 +15,9 @@ import { Annotations, SHIM_PATH } from "../../common/contract.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { kubectl } from "../infra/kubectl.ts";
 import { buildImage, busyboxImage, pushImage } from "../infra/oci-image.ts";
-import { openbaoApi } from "../infra/openbao.ts";
 import type { NodeCoordinates } from "../infra/types.ts";
-import { helmRelease, nodeValues, pushProjectImages, removeRelease } from "./release.ts";
+import { bao, configureKubernetesAuth, type KubernetesAuth, removeKubernetesAuth } from "./openbao-auth.ts";
+import { type Cluster, helmRelease, nodeValues, pushProjectImages, removeRelease } from "./release.ts";
 
 const execFileAsync = promisify(execFile);
 const release = "h18-kustodia";
@@ -25,17 +25,20 @@ const releaseNamespace = "h18-kustodia";
 const appNamespace = "h18-exec-probes";
 /** Only namespaces with this label are served by this release (webhook and policy). */
 const releaseLabel = "h18-exec-probes";
-const authMount = "h18-kubernetes";
-const role = "h18-probe";
-const reviewer = "h18-openbao-reviewer";
-const secretPath = "h18-probe";
+/** OpenBao's kubernetes auth of this file, on a mount of its own (test/node/openbao-auth.ts). */
+const auth: KubernetesAuth = {
+  path: "h18-kubernetes",
+  role: "h18-probe",
+  serviceAccount: "probe",
+  namespaces: [appNamespace],
+  readPrefix: appNamespace,
+  reviewerNamespace: releaseNamespace,
+};
+const secretPath = `${appNamespace}/probe`;
 const value = `probe-${randomBytes(8).toString("hex")}`;
 const digest = createHash("sha256").update(value).digest("hex");
 
-/** An OpenBao API call on the node's OpenBao, with its root token (setup only). */
-function bao(node: NodeCoordinates, method: string, path: string, body?: unknown) {
-  return openbaoApi(node.openbao.addr, node.openbao.rootToken, method, path, body);
-}
+const cluster = (): Cluster => ({ node: service("node"), helm: service("helm").binary });
 
 /** `kubectl create -f -` of `object`, with kubectl's stderr, where it prints admission warnings. */
 async function create(node: NodeCoordinates, object: unknown): Promise<{ stdout: string; stderr: string }> {
@@ -108,8 +111,8 @@ function probePod(name: string, annotations: Record<string, string>) {
       namespace: appNamespace,
       annotations: {
         [Annotations.inject]: "true",
-        [Annotations.vaultRole]: role,
-        [Annotations.vaultAuthPath]: authMount,
+        [Annotations.vaultRole]: auth.role,
+        [Annotations.vaultAuthPath]: auth.path,
         ...annotations,
       },
     },
@@ -167,6 +170,7 @@ describe.skipIf(skipWithout("node", "helm"))("exec probes that need a secret, on
     await waitForSoleRelease(node);
     const images = await pushProjectImages(node);
     await helmRelease(
+      cluster(),
       "install",
       release,
       releaseNamespace,
@@ -189,39 +193,16 @@ describe.skipIf(skipWithout("node", "helm"))("exec probes that need a secret, on
         .map(([key, value]) => `${key}=${value}`),
     ]);
     await kubectl(node, ["create", "serviceaccount", "probe", "-n", appNamespace]);
-    await kubectl(node, ["create", "serviceaccount", reviewer, "-n", releaseNamespace]);
-    await kubectl(node, [
-      "create",
-      "clusterrolebinding",
-      reviewer,
-      "--clusterrole=system:auth-delegator",
-      `--serviceaccount=${releaseNamespace}:${reviewer}`,
-    ]);
-    const reviewerJwt = (await kubectl(node, ["create", "token", reviewer, "-n", releaseNamespace, "--duration=1h"])).trim();
-    await bao(node, "POST", `sys/auth/${authMount}`, { type: "kubernetes" });
-    await bao(node, "POST", `auth/${authMount}/config`, {
-      kubernetes_host: node.inClusterServer,
-      kubernetes_ca_cert: readFileSync(node.caFile, "utf8"),
-      token_reviewer_jwt: reviewerJwt,
-      disable_local_ca_jwt: true,
-    });
-    await bao(node, "PUT", `sys/policies/acl/${role}`, { policy: `path "secret/data/${secretPath}" { capabilities = ["read"] }` });
-    await bao(node, "POST", `auth/${authMount}/role/${role}`, {
-      bound_service_account_names: ["probe"],
-      bound_service_account_namespaces: [appNamespace],
-      token_policies: [role],
-      token_ttl: "1m",
-    });
+    await configureKubernetesAuth(node, auth);
     await bao(node, "POST", `secret/data/${secretPath}`, { data: { password: value } });
   }, 1_500_000);
 
   afterAll(async () => {
     const node = service("node");
-    await removeRelease(release, releaseNamespace, [appNamespace]).catch(() => undefined);
-    await kubectl(node, ["delete", "clusterrolebinding", reviewer, "--ignore-not-found"]).catch(() => undefined);
-    await bao(node, "DELETE", `sys/auth/${authMount}`).catch(() => undefined);
-    await bao(node, "DELETE", `sys/policies/acl/${role}`).catch(() => undefined);
     await bao(node, "DELETE", `secret/metadata/${secretPath}`).catch(() => undefined);
+    await removeKubernetesAuth(node, auth);
+    await bao(node, "DELETE", `sys/policies/acl/${auth.path}`).catch(() => undefined);
+    await removeRelease(cluster(), release, releaseNamespace, [appNamespace]).catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   });
 
