@@ -13,13 +13,15 @@ describe("contract", () => {
     ["passthrough", "kustodia.io/passthrough"],
     ["entrypointPrefix", "kustodia.io/entrypoint."],
     ["status", "kustodia.io/status"],
+    ["wrapExec", "kustodia.io/wrap-exec"],
+    ["wrapExecAudit", "kustodia.io/wrap-exec-audit"],
   ] as const)("annotation %s is %s", (name, key) => {
     expect(Annotations[name]).toBe(key);
   });
 
   it("keeps every shim setting under KUSTODIA_", () => {
     for (const name of Object.values(ShimEnv)) expect(name.startsWith(SHIM_ENV_PREFIX)).toBe(true);
-    expect(Object.keys(ShimEnv)).toHaveLength(28);
+    expect(Object.keys(ShimEnv)).toHaveLength(30);
   });
 
   it("uses the sysexits codes of DESIGN.md §5 and the shim path of §4", () => {

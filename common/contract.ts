@@ -30,6 +30,10 @@ export const Annotations = {
   rotationInterval: "kustodia.io/rotation-interval",
   /** Signal name, e.g. `SIGHUP`. */
   rotationSignal: "kustodia.io/rotation-signal",
+  /** `"true"` | `"false"` | comma-separated handler kinds: exec probes and hooks that run through the shim. */
+  wrapExec: "kustodia.io/wrap-exec",
+  /** `"true"`: wrapped exec handlers write the audit record at every run. */
+  wrapExecAudit: "kustodia.io/wrap-exec-audit",
   /** Written by the webhook: `injected` plus the shim version. */
   status: "kustodia.io/status",
 } as const;
@@ -74,6 +78,10 @@ export const ShimEnv = {
   /** How long before an issued secret expires the shim renews or re-issues it: `10m` or `33%` of its lifetime. */
   rotationMargin: "KUSTODIA_ROTATION_MARGIN",
   logLevel: "KUSTODIA_LOG_LEVEL",
+  /** `app` | `probe` | `hook`: what the shim starts; the webhook writes `probe`/`hook` into wrapped exec handlers' command. */
+  role: "KUSTODIA_ROLE",
+  /** `true`: wrapped exec handlers write the audit record at every run. */
+  handlerAudit: "KUSTODIA_HANDLER_AUDIT",
   /** The pod's identity (downward API, added by the webhook to containers with issued references). */
   podName: "KUSTODIA_POD_NAME",
   podNamespace: "KUSTODIA_POD_NAMESPACE",

@@ -18,12 +18,18 @@ export type RotationMode = (typeof ROTATION_MODES)[number];
 export const RESIDENT_ROTATION_MODES: readonly RotationMode[] = ["restart", "signal"];
 export const SHIM_LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type ShimLogLevel = (typeof SHIM_LOG_LEVELS)[number];
+/** What the shim starts: the container's app, or a wrapped exec probe or lifecycle hook. */
+export const SHIM_ROLES = ["app", "probe", "hook"] as const;
+export type ShimRole = (typeof SHIM_ROLES)[number];
+/** The exec handlers of a container the webhook can run through the shim, named as in the pod spec. */
+export const EXEC_HANDLER_KINDS = ["livenessProbe", "readinessProbe", "startupProbe", "postStart", "preStop"] as const;
+export type ExecHandlerKind = (typeof EXEC_HANDLER_KINDS)[number];
 
 /** How long before an issued secret expires it is renewed or re-issued: a duration, or a share of its lifetime. */
 export type RotationMargin = { ms: number } | { fraction: number };
 
 /** Where a setting is documented in docs/configuration.md. */
-export type SettingSection = "backend" | "references" | "rotation";
+export type SettingSection = "backend" | "references" | "rotation" | "handlers";
 
 interface SettingSpec<T, F extends T | undefined> {
   /** The shim's env var. */
@@ -101,6 +107,10 @@ function mountPath(accepted: string, dropPrefix?: string): Pick<ShimSetting<stri
 }
 
 const FILE: Pick<ShimSetting<string>, "parse" | "accepted"> = { parse: (raw) => raw, accepted: "a file path" };
+const BOOLEAN: Pick<ShimSetting<boolean>, "parse" | "accepted"> = {
+  parse: (raw) => (raw === "true" ? true : raw === "false" ? false : undefined),
+  accepted: '"true" or "false"',
+};
 
 /** Vault's own rule for role names allows `@` (GenericNameRegex); `/` is kept for roles named with paths. */
 const ROLE = /^[A-Za-z0-9][A-Za-z0-9._@/-]{0,254}$/;
@@ -279,8 +289,7 @@ export const ShimSettings = {
   ignoreMissing: setting({
     env: ShimEnv.ignoreMissing,
     annotation: Annotations.ignoreMissing,
-    parse: (raw): boolean | undefined => (raw === "true" ? true : raw === "false" ? false : undefined),
-    accepted: '"true" or "false"',
+    ...BOOLEAN,
     fallback: false,
     defaultText: "`false`",
     doc: "`true`: a secret or field that does not exist leaves its var unset (with a warning in the log) instead of failing the start; denied access and malformed references still fail",
@@ -346,6 +355,23 @@ export const ShimSettings = {
     doc: "how long before an issued secret expires the shim renews or re-issues it ([dynamic-secrets.md](dynamic-secrets.md))",
     section: "rotation",
   }),
+  role: setting({
+    env: ShimEnv.role,
+    ...oneOf(SHIM_ROLES),
+    fallback: "app",
+    defaultText: "`app`",
+    doc: `what the shim starts: \`app\`, the container's entrypoint; \`probe\` or \`hook\`, an exec probe or lifecycle hook run through the shim (\`${Annotations.wrapExec}\`). A handler is exec'd whatever the rotation mode, writes no audit record unless \`${ShimEnv.handlerAudit}\` is true, and in a \`probe\` the shim expands \`$(NAME)\` of the vars it resolved, as the kubelet expands a probe's \`$(NAME)\`. The webhook writes it, with the handler's \`${ShimEnv.timeout}\`, as words before \`--\` in the handler's command, never into the container's env`,
+    section: "handlers",
+  }),
+  handlerAudit: setting({
+    env: ShimEnv.handlerAudit,
+    annotation: Annotations.wrapExecAudit,
+    ...BOOLEAN,
+    fallback: false,
+    defaultText: "`false`",
+    doc: "`true`: every run of a wrapped exec handler writes the audit record ([audit.md](audit.md)), as a start does; by default handlers run quietly",
+    section: "handlers",
+  }),
   podName: setting({
     env: ShimEnv.podName,
     parse: (raw) => raw,
@@ -404,6 +430,51 @@ export function readSetting<K extends ShimSettingKey>(
 ): { ok: true; value: SettingValue<K> } | { ok: false } {
   const spec = ShimSettings[key] as unknown as ShimSetting<SettingValue<K>>;
   if (raw === undefined || raw === "") return { ok: true, value: spec.fallback as SettingValue<K> };
+  const value = spec.parse(raw);
+  return value === undefined ? { ok: false } : { ok: true, value };
+}
+
+/**
+ * The share of an exec probe's `timeoutSeconds` a wrapped probe's shim may spend resolving (its
+ * `KUSTODIA_TIMEOUT`); the rest is left for the shim's own start and the probe itself.
+ */
+export const PROBE_DEADLINE_SHARE = 0.5;
+
+/** A pod annotation the webhook reads itself (it becomes no shim env var), defined like the shim's settings. */
+export interface PodSetting<T> extends Pick<ShimSetting<T>, "parse" | "accepted" | "defaultText" | "doc"> {
+  annotation: string;
+  fallback: T;
+}
+
+function parseWrapExec(raw: string): readonly ExecHandlerKind[] | undefined {
+  if (raw === "true") return EXEC_HANDLER_KINDS;
+  if (raw === "false") return Object.freeze([]);
+  const kinds = splitList(raw);
+  const known = (kind: string): kind is ExecHandlerKind => (EXEC_HANDLER_KINDS as readonly string[]).includes(kind);
+  return kinds.length > 0 && kinds.every(known) ? Object.freeze([...new Set(kinds)]) : undefined;
+}
+
+/** Pod annotations that tell the webhook what to do, read (and admitted) by the same rules as the shim's settings. */
+export const PodSettings = {
+  wrapExec: {
+    annotation: Annotations.wrapExec,
+    parse: parseWrapExec,
+    accepted: `"true", "false", or a comma-separated list of ${EXEC_HANDLER_KINDS.join(", ")}`,
+    fallback: Object.freeze([]) as readonly ExecHandlerKind[],
+    defaultText: "`false`",
+    doc: `the exec probes and lifecycle hooks of the injected containers that run through the shim, and so see the secrets (\`true\`: all five kinds). Each run logs in and reads once; a probe's shim gets ${PROBE_DEADLINE_SHARE * 100}% of its \`timeoutSeconds\` as \`${ShimEnv.timeout}\` ([below](#exec-probes-and-lifecycle-hooks))`,
+  } satisfies PodSetting<readonly ExecHandlerKind[]>,
+};
+
+export type PodSettingKey = keyof typeof PodSettings;
+
+/** `raw` read as the pod setting `key`; an absent or empty annotation means its fallback. */
+export function readPodSetting<K extends PodSettingKey>(
+  key: K,
+  raw: string | undefined,
+): { ok: true; value: (typeof PodSettings)[K]["fallback"] } | { ok: false } {
+  const spec = PodSettings[key];
+  if (raw === undefined || raw === "") return { ok: true, value: spec.fallback };
   const value = spec.parse(raw);
   return value === undefined ? { ok: false } : { ok: true, value };
 }

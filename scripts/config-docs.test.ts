@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { ShimEnv } from "../common/contract.ts";
-import { ANNOTATED_SETTINGS } from "../common/shim-settings.ts";
+import { ANNOTATED_SETTINGS, PodSettings } from "../common/shim-settings.ts";
 import { CONFIGURATION_PAGE, generatedBlocks, withGeneratedBlocks } from "./config-docs.ts";
 
 describe("docs/configuration.md", () => {
@@ -13,10 +13,13 @@ describe("docs/configuration.md", () => {
 
   it("lists exactly the shim's settings, each var once, and every annotation that sets one", () => {
     const blocks = generatedBlocks();
-    const envRows = ["env-backend", "env-references", "env-rotation"].flatMap((name) => (blocks[name] ?? []).slice(2));
+    const envRows = ["env-backend", "env-references", "env-rotation", "env-handlers"].flatMap((name) => (blocks[name] ?? []).slice(2));
     expect(envRows.map((row) => /^\| `([A-Z_]+)`/.exec(row)?.[1]).sort()).toEqual(Object.values(ShimEnv).sort());
     expect((blocks.annotations ?? []).slice(2).map((row) => /^\| `([^`]+)`/.exec(row)?.[1])).toEqual(
       ANNOTATED_SETTINGS.map(([, annotation]) => annotation),
+    );
+    expect((blocks["pod-settings"] ?? []).slice(2).map((row) => /^\| `([^`]+)`/.exec(row)?.[1])).toEqual(
+      Object.values(PodSettings).map((setting) => setting.annotation),
     );
   });
 });

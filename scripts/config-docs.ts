@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import {
   ANNOTATED_SETTINGS,
   clusterDefaultEnv,
+  PodSettings,
   type SettingSection,
   type ShimSetting,
   type ShimSettingKey,
@@ -38,6 +39,14 @@ function annotationTable(): string[] {
   return ["| annotation | accepted | default | meaning |", "| --- | --- | --- | --- |", ...rows];
 }
 
+/** The annotations the webhook reads itself, in the columns of the page's hand-written annotation table. */
+function podSettingsTable(): string[] {
+  const rows = Object.values(PodSettings).map(
+    ({ annotation, accepted, defaultText, doc }) => `| \`${annotation}\` | ${cell(accepted)} | ${cell(defaultText)} | ${cell(doc)} |`,
+  );
+  return ["| annotation | accepted | default | meaning |", "| --- | --- | --- | --- |", ...rows];
+}
+
 function envTable(section: SettingSection): string[] {
   const keys = (Object.keys(ShimSettings) as ShimSettingKey[]).filter((key) => spec(key).section === section);
   const rows = keys.map((key) => {
@@ -50,10 +59,12 @@ function envTable(section: SettingSection): string[] {
 /** The generated blocks by name. */
 export function generatedBlocks(): Record<string, string[]> {
   return {
+    "pod-settings": podSettingsTable(),
     annotations: annotationTable(),
     "env-backend": envTable("backend"),
     "env-references": envTable("references"),
     "env-rotation": envTable("rotation"),
+    "env-handlers": envTable("handlers"),
   };
 }
 

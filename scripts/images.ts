@@ -1,16 +1,19 @@
 // `npm run images`: the webhook and shim images as OCI archives in dist/images/, without Docker,
 // from the same build outputs and sources as webhook/Dockerfile and shim/Dockerfile:
 //
-//   kustodia-webhook  a distroless-cc-like base (the Debian packages of FROM ${RUNTIME_IMAGE}, a
-//                     `nonroot` user 65532), then the layer of `COPY --from=build /rootfs/ /`: the
-//                     pinned Node from the npm package node-linux-<arch>, Debian's libatomic1 and
-//                     dist/webhook/main.js*.
-//   kustodia-shim     one layer: dist/shim-runtime/ at the root and `kustodia -> .`.
+//   kustodia-webhook  a distroless-cc-like base (the Debian packages of FROM ${RUNTIME_IMAGE} for the
+//                     platform, a `nonroot` user 65532), then the layer of `COPY --from=build /rootfs/ /`:
+//                     the pinned Node from the npm package node-linux-<arch>, Debian's libatomic1 for
+//                     the platform and dist/webhook/main.js*.
+//   kustodia-shim     one layer: the platform's runtime, dist/shim-runtime/linux-<arch>/, at the root
+//                     and `kustodia -> .`.
 //
 // USER, WORKDIR, ENV, EXPOSE, ENTRYPOINT and CMD come from each Dockerfile's final stage
 // (scripts/dockerfile.ts). Reproducible: the same dist/, npm and Debian packages give the same
-// digests (scripts/oci.ts). Each archive holds an OCI image index with one manifest per platform
-// (linux/amd64 for now), tagged IMAGE_TAG; dist/images/images.json records what was built.
+// digests (scripts/oci.ts). Each archive holds an OCI image index with one manifest per platform of
+// scripts/platforms.ts (linux/amd64, linux/arm64), tagged IMAGE_TAG: a reference to the index (tag
+// or index digest) resolves to the pulling node's platform. dist/images/images.json records what
+// was built. Packages are fetched into the cache by scripts/system/fetch-package.sh.
 //
 // Other code (tests, the real-node infrastructure) uses IMAGES (names, repositories, archive paths),
 // IMAGE_TAG, readBuiltImages() (digests), imagesStaleness() and buildImages().
@@ -23,8 +26,8 @@ import { gunzipSync } from "node:zlib";
 import { extract, type Header } from "tar-stream";
 import { MOUNT_PATH } from "../common/contract.ts";
 import packageJson from "../package.json" with { type: "json" };
-import { RuntimeFile } from "../shim/runtime/layout.ts";
-import { cacheDir } from "../test/infra/up.ts";
+import { parseManifest, RuntimeFile } from "../shim/runtime/layout.ts";
+import { runtimeDir } from "./build-runtime.ts";
 import { type FinalStage, parseFinalStage } from "./dockerfile.ts";
 import {
   buildImage,
@@ -33,11 +36,12 @@ import {
   type LayerEntry,
   LayerTree,
   normalizePath,
-  type Platform,
-  platformKey,
+  type PlatformImage,
   type RuntimeConfig,
   writeOciArchive,
 } from "./oci.ts";
+import { PLATFORMS, type TargetPlatform } from "./platforms.ts";
+import { debianPackageFiles, npmPackageFile } from "./system/package-cache.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -67,16 +71,6 @@ export const IMAGES: Record<ImageKey, ImageInfo> = {
   webhook: info("kustodia-webhook", "webhook/Dockerfile"),
   shim: info("kustodia-shim", "shim/Dockerfile"),
 };
-
-interface PlatformSource extends Platform {
-  /** Node's name for it (`process.arch`, the npm package node-linux-<node>). */
-  node: string;
-  /** Debian's name for it. */
-  debian: string;
-}
-
-/** Platforms built. Another one needs its shim runtime built on it (see shim/Dockerfile). */
-export const PLATFORMS: PlatformSource[] = [{ os: "linux", architecture: "amd64", node: "x64", debian: "amd64" }];
 
 /**
  * FROM ${RUNTIME_IMAGE} of webhook/Dockerfile (gcr.io/distroless/cc-debian12:nonroot) made from its
@@ -113,7 +107,7 @@ export interface BuiltImage {
   archive: string;
   /** The image index's digest: what `skopeo copy --all` pushes and the chart's `digest` takes. */
   digest: string;
-  /** `linux/amd64` → that platform's manifest digest. */
+  /** `linux/amd64`, `linux/arm64` → that platform's manifest digest. */
   platforms: Record<string, string>;
 }
 
@@ -132,12 +126,13 @@ export function readBuiltImages(file: string = IMAGES_FILE): BuiltImages {
 /** What the images are made from in this checkout: when one is newer than images.json, the images are stale. */
 const IMAGE_INPUTS = [
   "dist/webhook/main.js",
-  "dist/shim-runtime/runtime.json",
+  ...PLATFORMS.map((platform) => relative(repo, join(runtimeDir(platform.key), RuntimeFile.manifest))),
   "webhook/Dockerfile",
   "shim/Dockerfile",
   "scripts/images.ts",
   "scripts/oci.ts",
   "scripts/dockerfile.ts",
+  "scripts/platforms.ts",
   "package-lock.json",
 ];
 
@@ -190,41 +185,39 @@ async function readTar(bytes: Buffer): Promise<TarFile[]> {
   return files;
 }
 
-/** An npm package's tarball, by `npm pack` (the Dockerfile's source), cached by name and version. */
-function npmPackage(cache: string, name: string, version: string, inputs: string[]): Buffer {
-  const dir = join(cache, "npm");
-  const file = join(dir, `${name}-${version}.tgz`);
-  if (!existsSync(file)) {
-    mkdirSync(dir, { recursive: true });
-    mustRun("npm", ["pack", "--silent", "--pack-destination", dir, `${name}@${version}`], dir);
-    if (!existsSync(file)) throw new ImageBuildError(`npm pack ${name}@${version} wrote no ${file}`);
+function fetched<T>(fetch: () => T): T {
+  try {
+    return fetch();
+  } catch (error) {
+    throw new ImageBuildError((error as Error).message);
   }
-  const bytes = readFileSync(file);
+}
+
+/** An npm package's tarball, by `npm pack` (the Dockerfile's source), from the cache. */
+function npmPackage(name: string, version: string, inputs: string[]): Buffer {
+  const bytes = readFileSync(fetched(() => npmPackageFile(name, version)));
   inputs.push(`npm ${name}@${version} sha256:${hex(bytes)}`);
   return bytes;
 }
 
+/** `name:arch` → the cached .deb of every Debian package the images take files from (one look-up in apt's lists). */
+type DebianSources = Map<string, string>;
+
 /**
- * The files of a Debian package for `arch`, by `apt-get download` (the Dockerfile's source) at the
- * candidate version of this machine's apt sources, cached by file name and checked by its SHA256.
+ * The Debian packages of every platform, by `apt-get download` (the Dockerfiles' source) at the
+ * candidate versions of this machine's apt lists, from the cache (checked against their SHA256).
  */
-async function debianPackage(cache: string, name: string, arch: string, inputs: string[]): Promise<TarFile[]> {
-  const spec = `${name}:${arch}`;
-  const printed = mustRun("apt-get", ["download", "--print-uris", spec]).toString();
-  const [, fileName, sha] = /^'\S+' (\S+) \d+ SHA256:([0-9a-f]{64})$/m.exec(printed) ?? [];
-  if (!fileName || !sha)
-    throw new ImageBuildError(
-      `apt-get download --print-uris ${spec} printed no SHA256 (are apt's package lists missing or stale? refresh them as root):\n${printed}`,
-    );
-  const dir = join(cache, "debian");
-  const file = join(dir, fileName);
-  if (!existsSync(file) || hex(readFileSync(file)) !== sha) {
-    mkdirSync(dir, { recursive: true });
-    mustRun("apt-get", ["download", "-qq", spec], dir);
-  }
-  const bytes = readFileSync(file);
-  if (hex(bytes) !== sha) throw new ImageBuildError(`${file}: sha256 ${hex(bytes)}, apt expects ${sha}`);
-  inputs.push(`debian ${fileName} sha256:${sha}`);
+function debianSources(): DebianSources {
+  const names = [...RUNTIME_BASE.debianPackages, ...WEBHOOK_ROOTFS.debianPackages];
+  const specs = [...PLATFORMS.flatMap((platform) => names.map((name) => `${name}:${platform.debian}`)), "ca-certificates:all"];
+  const files = fetched(() => debianPackageFiles(specs));
+  return new Map(specs.map((spec, i) => [spec, files[i] as string]));
+}
+
+async function debianPackage(sources: DebianSources, name: string, arch: string, inputs: string[]): Promise<TarFile[]> {
+  const file = sources.get(`${name}:${arch}`);
+  if (!file) throw new ImageBuildError(`${name}:${arch} is not among the Debian packages fetched for the images`);
+  inputs.push(`debian ${basename(file)} sha256:${hex(readFileSync(file))}`);
   return await readTar(mustRun("dpkg-deb", ["--fsys-tarfile", file]));
 }
 
@@ -273,11 +266,11 @@ function caBundle(files: TarFile[]): Buffer {
   return Buffer.concat(certificates.map((file) => Buffer.from(`${file.data.toString("utf8").trimEnd()}\n`)));
 }
 
-async function runtimeBaseLayer(cache: string, platform: PlatformSource, inputs: string[]): Promise<Layer> {
+async function runtimeBaseLayer(sources: DebianSources, platform: TargetPlatform, inputs: string[]): Promise<Layer> {
   const tree = new LayerTree();
   for (const name of RUNTIME_BASE.debianPackages)
-    for (const file of await debianPackage(cache, name, platform.debian, inputs)) tree.add(entryOf(file));
-  const certificates = await debianPackage(cache, "ca-certificates", "all", inputs);
+    for (const file of await debianPackage(sources, name, platform.debian, inputs)) tree.add(entryOf(file));
+  const certificates = await debianPackage(sources, "ca-certificates", "all", inputs);
   tree.add({ type: "file", path: RUNTIME_BASE.caBundle, mode: 0o644, data: caBundle(certificates) });
   for (const file of certificates.filter((one) => /usr\/share\/doc\/ca-certificates\/copyright$/.test(one.header.name)))
     tree.add(entryOf(file));
@@ -297,16 +290,16 @@ async function runtimeBaseLayer(cache: string, platform: PlatformSource, inputs:
   return await buildLayer(tree);
 }
 
-async function webhookRootfsLayer(cache: string, platform: PlatformSource, inputs: string[]): Promise<Layer> {
+async function webhookRootfsLayer(sources: DebianSources, platform: TargetPlatform, inputs: string[]): Promise<Layer> {
   const tree = new LayerTree();
-  const node = await readTar(gunzipSync(npmPackage(cache, `node-linux-${platform.node}`, packageJson.devDependencies.node, inputs)));
+  const node = await readTar(gunzipSync(npmPackage(`node-linux-${platform.node}`, packageJson.devDependencies.node, inputs)));
   for (const { from, to, mode } of WEBHOOK_ROOTFS.node) {
     const found = node.find((file) => file.header.name === from);
     if (!found) throw new ImageBuildError(`the npm package node-linux-${platform.node} has no ${from}`);
     tree.add({ type: "file", path: to, mode, data: found.data });
   }
   for (const name of WEBHOOK_ROOTFS.debianPackages)
-    for (const file of await debianPackage(cache, name, platform.debian, inputs)) tree.add(entryOf(file));
+    for (const file of await debianPackage(sources, name, platform.debian, inputs)) tree.add(entryOf(file));
   const { app } = WEBHOOK_ROOTFS;
   const appDir = join(repo, app.from);
   if (!existsSync(join(appDir, `${app.prefix}`))) throw new ImageBuildError(`${appDir}/${app.prefix} is missing: run \`npm run build\``);
@@ -314,14 +307,16 @@ async function webhookRootfsLayer(cache: string, platform: PlatformSource, input
   return await buildLayer(tree);
 }
 
-async function shimRootfsLayer(platform: PlatformSource): Promise<Layer> {
-  const runtimeDir = join(repo, "dist", "shim-runtime");
-  const manifestFile = join(runtimeDir, RuntimeFile.manifest);
+async function shimRootfsLayer(platform: TargetPlatform): Promise<Layer> {
+  const dir = runtimeDir(platform.key);
+  const manifestFile = join(dir, RuntimeFile.manifest);
   if (!existsSync(manifestFile)) throw new ImageBuildError(`${manifestFile} is missing: run \`npm run build\``);
-  const { arch } = JSON.parse(readFileSync(manifestFile, "utf8")) as { arch: string };
-  if (arch !== platform.node) throw new ImageBuildError(`dist/shim-runtime is built for ${arch}, not ${platformKey(platform)}`);
+  const manifest = parseManifest(readFileSync(manifestFile, "utf8"));
+  if (manifest instanceof Error) throw new ImageBuildError(`${manifestFile}: ${manifest.message}`);
+  if (manifest.platform !== platform.key)
+    throw new ImageBuildError(`${relative(repo, dir)} holds a runtime for ${manifest.platform ?? manifest.arch}, not ${platform.key}`);
   const tree = new LayerTree();
-  addDirectory(tree, runtimeDir, "");
+  addDirectory(tree, dir, "");
   tree.add({ type: "symlink", path: MOUNT_PATH.slice(1), target: "." });
   return await buildLayer(tree);
 }
@@ -361,14 +356,11 @@ function finalStageOf(key: ImageKey): FinalStage {
 export interface BuildImagesOptions {
   /** Where the archives and images.json go (default dist/images). */
   outDir?: string;
-  /** Where npm and Debian packages are cached (default the test infrastructure's cache, …/images). */
-  cacheDir?: string;
   log?: (line: string) => void;
 }
 
 export async function buildImages(options: BuildImagesOptions = {}): Promise<BuiltImages> {
   const outDir = options.outDir ?? IMAGES_DIR;
-  const cache = options.cacheDir ?? join(cacheDir(), "images");
   const log = options.log ?? console.log;
   mkdirSync(outDir, { recursive: true });
   const inputs: string[] = [];
@@ -376,18 +368,27 @@ export async function buildImages(options: BuildImagesOptions = {}): Promise<Bui
 
   const webhookStage = finalStageOf("webhook");
   const shimStage = finalStageOf("shim");
-  const webhook = [];
-  const shim = [];
-  for (const platform of PLATFORMS) {
-    const { os, architecture } = platform;
-    const base = await runtimeBaseLayer(cache, platform, inputs);
-    webhook.push({
-      platform: { os, architecture },
-      layers: [base, await webhookRootfsLayer(cache, platform, inputs)],
-      config: runtimeConfig(webhookStage, { ...RUNTIME_BASE.config, Env: [...RUNTIME_BASE.config.Env] }),
-    });
-    shim.push({ platform: { os, architecture }, layers: [await shimRootfsLayer(platform)], config: runtimeConfig(shimStage) });
-  }
+  const sources = debianSources();
+  // Every platform's layers at once (compression runs off the main thread), kept in PLATFORMS order.
+  const perPlatform = await Promise.all(
+    PLATFORMS.map(async (platform) => {
+      const { os, architecture } = platform;
+      const [base, rootfs, runtime] = await Promise.all([
+        runtimeBaseLayer(sources, platform, inputs),
+        webhookRootfsLayer(sources, platform, inputs),
+        shimRootfsLayer(platform),
+      ]);
+      const webhook: PlatformImage = {
+        platform: { os, architecture },
+        layers: [base, rootfs],
+        config: runtimeConfig(webhookStage, { ...RUNTIME_BASE.config, Env: [...RUNTIME_BASE.config.Env] }),
+      };
+      const shim: PlatformImage = { platform: { os, architecture }, layers: [runtime], config: runtimeConfig(shimStage) };
+      return { webhook, shim };
+    }),
+  );
+  const webhook = perPlatform.map((one) => one.webhook);
+  const shim = perPlatform.map((one) => one.shim);
   const built = {} as Record<ImageKey, BuiltImage>;
   for (const [key, platforms] of [
     ["webhook", webhook],

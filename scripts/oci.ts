@@ -6,7 +6,8 @@ import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { gzipSync } from "node:zlib";
+import { promisify } from "node:util";
+import { gzip } from "node:zlib";
 import { type Header, pack } from "tar-stream";
 
 export const MediaType = {
@@ -187,8 +188,9 @@ export async function buildLayer(tree: LayerTree): Promise<Layer> {
   const uncompressed = await tarOf(
     tree.entries().map((entry) => ({ header: header(entry), data: entry.type === "file" ? entry.data : undefined })),
   );
-  // gzip's header carries no mtime or name here (zlib writes 0 and none): the bytes depend on the tar alone.
-  return { blob: blob(MediaType.layer, gzipSync(uncompressed)), diffId: sha256(uncompressed) };
+  // gzip's header carries no mtime or name here (zlib writes 0 and none): the bytes depend on the tar
+  // alone. Compressed off the main thread, so that layers built at once are compressed at once.
+  return { blob: blob(MediaType.layer, await promisify(gzip)(uncompressed)), diffId: sha256(uncompressed) };
 }
 
 export interface PlatformImage {

@@ -10,7 +10,8 @@ import type { SecretInfo } from "./sources/source.ts";
 export const AUDIT_RECORD = "kustodia.audit";
 export const AUDIT_VERSION = 1;
 
-export type AuditEvent = "start" | "rotation" | "stop";
+/** `probe` / `hook`: a run of a wrapped exec handler (KUSTODIA_ROLE), when KUSTODIA_HANDLER_AUDIT asks for its record. */
+export type AuditEvent = "start" | "rotation" | "stop" | "probe" | "hook";
 
 export interface AuditEntry {
   /** The var the app receives: `DB_PASSWORD`. */

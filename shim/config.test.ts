@@ -25,6 +25,8 @@ describe("loadConfig", () => {
       timeoutMs: 30_000,
       rotation: { mode: "none", intervalMs: 300_000, signal: "SIGHUP", margin: { fraction: 1 / 3 } },
       logLevel: "info",
+      role: "app",
+      handlerAudit: false,
     });
   });
 

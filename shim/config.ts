@@ -4,7 +4,7 @@
 import { SHIM_ENV_PREFIX, ShimEnv } from "../common/contract.ts";
 import { deepFreeze } from "../common/freeze.ts";
 import type { Backend } from "../common/reference.ts";
-import type { RotationMargin, RotationMode, ShimLogLevel, VaultAuthMethod } from "../common/shim-settings.ts";
+import type { RotationMargin, RotationMode, ShimLogLevel, ShimRole, VaultAuthMethod } from "../common/shim-settings.ts";
 import { type Environment, Reader } from "./config-reader.ts";
 
 export type { RotationMargin, RotationMode, VaultAuthMethod } from "../common/shim-settings.ts";
@@ -51,6 +51,10 @@ export interface ShimConfig {
   timeoutMs: number;
   rotation: RotationConfig;
   logLevel: ShimLogLevel;
+  /** What is started: the app, or a wrapped exec probe or lifecycle hook. */
+  role: ShimRole;
+  /** A handler writes its audit record at every run. */
+  handlerAudit: boolean;
 }
 
 export type { Environment } from "./config-reader.ts";
@@ -126,10 +130,14 @@ export function missingCustodiaSettings(custodia: CustodiaConfig): string[] {
   return custodia.url === undefined ? [`${ShimEnv.custodiaUrl} is not set`] : [];
 }
 
-/** The one place that reads the process environment. Call it once, at start. */
-export function loadConfig(source: NodeJS.ProcessEnv = process.env): LoadedConfig {
+/**
+ * The one place that reads the process environment. Call it once, at start. `words` are the
+ * `KUSTODIA_<X>=<value>` words of the command line (shim/args.ts): settings of this run that win
+ * over the env's, read by the same rules.
+ */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env, words: Readonly<Record<string, string>> = {}): LoadedConfig {
   const env = Object.create(null) as Record<string, string>;
-  for (const [name, value] of Object.entries(source)) if (value !== undefined) env[name] = value;
+  for (const [name, value] of Object.entries({ ...source, ...words })) if (value !== undefined) env[name] = value;
   Object.freeze(env);
   const reader = new Reader(env);
   const warnings = Object.keys(env)
@@ -146,6 +154,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): LoadedConfi
     timeoutMs: reader.read("timeout"),
     rotation: readRotation(reader),
     logLevel: reader.read("logLevel"),
+    role: reader.read("role"),
+    handlerAudit: reader.read("handlerAudit"),
   };
   if (reader.errors.length > 0) return { ok: false, errors: reader.errors, env };
   return { ok: true, config: deepFreeze(config), env, warnings };

@@ -6,7 +6,14 @@
 // its manifest is complete.
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseManifest, RuntimeFile, type RuntimeFileEntry, type RuntimeManifest } from "./runtime/layout.ts";
+import {
+  parseManifest,
+  RuntimeFile,
+  type RuntimeFileEntry,
+  type RuntimeManifest,
+  runtimePlatformDir,
+  runtimePlatformOf,
+} from "./runtime/layout.ts";
 
 // Loaded on use, not imported: the bundle hoists static imports of builtins, and every shim start
 // would pay for node:fs/promises although only the init container installs.
@@ -32,13 +39,17 @@ function errorCode(error: unknown): string {
 /**
  * Where the running shim's runtime can be: beside the executable (the runtime's kustodia-node; the
  * launcher when /proc is missing), else, for a plain Node running the bundle (dist/shim/main.js) or
- * the sources, dist/shim-runtime.
+ * the sources, this platform's runtime in dist/shim-runtime.
  */
 export function runtimeCandidates(): string[] {
   const candidates = [dirname(process.execPath)];
+  const platform = runtimePlatformOf();
   try {
     const moduleDir = dirname(fileURLToPath(import.meta.url));
-    candidates.push(join(moduleDir, "..", "shim-runtime"), join(moduleDir, "..", "dist", "shim-runtime"));
+    if (platform) {
+      const dir = runtimePlatformDir(platform);
+      candidates.push(join(moduleDir, "..", "shim-runtime", dir), join(moduleDir, "..", "dist", "shim-runtime", dir));
+    }
   } catch {
     // Not a file: URL (a single executable application's main): only the executable's directory counts.
   }

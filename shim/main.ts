@@ -39,7 +39,7 @@ async function main(argv: string[], log: { current: Log }): Promise<void> {
   // Until the app runs, SIGUSR1 must not open Node's inspector (it could read the shim's token):
   // handle it with its default action's outcome instead. execve resets handled signals for the app.
   process.on("SIGUSR1", () => process.exit(128 + constants.signals.SIGUSR1));
-  const loaded = loadConfig();
+  const loaded = loadConfig(process.env, invocation.settings);
   if (!loaded.ok) {
     for (const error of loaded.errors) log.current.error(error);
     throw new ShimError("KUS_SHIM_CONFIG", "not starting the app: invalid settings", loaded.errors);

@@ -3,11 +3,12 @@
 // starts with an unresolved reference.
 import { ShimEnv } from "../common/contract.ts";
 import { isIssued } from "../common/reference.ts";
-import { type AuditInput, auditRecord } from "./audit.ts";
+import { type AuditEvent, type AuditInput, auditRecord } from "./audit.ts";
 import type { Environment, ShimConfig } from "./config.ts";
 import { buildAppEnv } from "./env.ts";
 import { ShimError } from "./errors.ts";
 import { type AppCommand, execApp, findCommand } from "./exec.ts";
+import { expandResolved, isHandler } from "./handler.ts";
 import { placeholderValues, podIdentity } from "./identity.ts";
 import type { LeaseKeeper } from "./leases.ts";
 import type { Log } from "./log.ts";
@@ -184,10 +185,13 @@ export async function runApp(start: Start, commandName: string, args: string[]):
   for (const ignored of identity.ignored) log.warn(ignored);
   const plan = planReferences(env, config, placeholderValues(identity));
   for (const warning of plan.warnings) log.warn(warning);
-  const audit: Audit = (event, from, details) =>
+  const quiet = isHandler(config.role) && !config.handlerAudit;
+  const startEvent: AuditEvent = config.role === "app" ? "start" : config.role;
+  const audit: Audit = (event, from, details) => {
+    if (quiet) return;
     log.record(
       auditRecord({
-        event,
+        event: event === "start" ? startEvent : event,
         identity,
         app: command.file,
         began: from,
@@ -196,6 +200,7 @@ export async function runApp(start: Start, commandName: string, args: string[]):
         ...details,
       }),
     );
+  };
   if (plan.problems.length > 0) {
     for (const problem of plan.problems) log.error(formatProblem(problem));
     audit("start", began, { planProblems: plan.problems, reason: `${plan.problems.length} invalid reference var(s)` });
@@ -205,6 +210,11 @@ export async function runApp(start: Start, commandName: string, args: string[]):
   let resolution: Resolution = { values: new Map(), groups: [], problems: [], ignored: [] };
   if (plan.references.length > 0) resolution = await resolveAll(start, resolver, plan.references, audit);
   else audit("start", began, {});
+  if (isHandler(config.role)) {
+    const argv =
+      config.role === "probe" ? [command.argv[0] as string, ...expandResolved(command.argv.slice(1), resolution.values)] : command.argv;
+    execApp({ file: command.file, argv }, buildAppEnv(env, config, resolution.values));
+  }
   if (config.rotation.mode === "none") {
     warnTokenBoundLeases(log, resolution.groups);
     log.debug(`exec ${command.file}`);

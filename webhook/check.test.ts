@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { SERVICE_ACCOUNT_TOKEN_DIR } from "../common/contract.ts";
+import { Annotations, SERVICE_ACCOUNT_TOKEN_DIR, SHIM_PATH } from "../common/contract.ts";
 import { parseReference } from "../common/reference.ts";
-import { asAdmittedByApiserver, describeSource, fromBankVaults, shellWords } from "./check.ts";
+import { asAdmittedByApiserver, checkPod, describeSource, fromBankVaults, renderPodReport, shellWords } from "./check.ts";
+import { testMutationSettings } from "./mutation-settings.fixture.ts";
 import type { JsonObject } from "./pod.ts";
 
 describe("fromBankVaults", () => {
@@ -72,6 +73,47 @@ describe("describeSource", () => {
     expect(source("issue:database/creds/app#password")).toBe('vault, issued at start by a read of database/creds/app, field "password"');
     expect(source("issue:pki/issue/web?common_name=web.example#certificate")).toBe(
       'vault, issued at start by a write to pki/issue/web (common_name=web.example), field "certificate"',
+    );
+  });
+});
+
+describe("checkPod: exec probes and hooks", () => {
+  const settings = testMutationSettings({ shimDefaults: { vaultAddr: "https://vault.example:8200", vaultRole: "app" } });
+  const redis = (annotations: Record<string, string>): JsonObject => ({
+    metadata: { name: "redis", annotations: { [Annotations.inject]: "true", ...annotations } },
+    spec: {
+      containers: [
+        {
+          name: "redis",
+          image: "example/redis:7",
+          command: ["redis-server"],
+          env: [{ name: "SECRET_REDIS_PASSWORD", value: "myapp/redis#password" }],
+          readinessProbe: { exec: { command: ["sh", "-c", 'redis-cli -a "$REDIS_PASSWORD" ping'] }, timeoutSeconds: 2 },
+        },
+      ],
+    },
+  });
+
+  it("reports a probe that reads a secret it will not see as a problem", () => {
+    const report = checkPod(redis({}), settings, new Map());
+    expect(report.outcome).toBe("mutated");
+    expect(report.problems).toEqual([
+      'container "redis" readinessProbe reads REDIS_PASSWORD, which only the app\'s process gets from kustodia: the handler sees no value and fails; run it through the shim with the annotation kustodia.io/wrap-exec: "readinessProbe" (or "true")',
+    ]);
+    expect(renderPodReport("Pod redis", report)).toContain("  1 problem(s)");
+  });
+
+  it("shows what a wrapped probe runs, and no problem", () => {
+    const report = checkPod(redis({ [Annotations.wrapExec]: "readinessProbe" }), settings, new Map());
+    expect(report.problems).toEqual([]);
+    expect(report.containers[0]?.handlers).toEqual([
+      {
+        kind: "readinessProbe",
+        runs: [SHIM_PATH, "KUSTODIA_ROLE=probe", "KUSTODIA_TIMEOUT=1000ms", "--", "sh", "-c", 'redis-cli -a "$REDIS_PASSWORD" ping'],
+      },
+    ]);
+    expect(renderPodReport("Pod redis", report).split("\n")).toContain(
+      `    readinessProbe runs: /kustodia/kustodia-shim KUSTODIA_ROLE=probe KUSTODIA_TIMEOUT=1000ms -- sh -c 'redis-cli -a "$REDIS_PASSWORD" ping'`,
     );
   });
 });

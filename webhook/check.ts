@@ -29,6 +29,8 @@ export interface ContainerReport {
   why: string;
   /** The container's command + args after the mutation, when it is mutated. */
   runs?: string[];
+  /** Exec probes and hooks that run through the shim (`kustodia.io/wrap-exec`), with their new command. */
+  handlers?: { kind: string; runs: string[] }[];
   /** `KUSTODIA_*` settings the webhook adds to the container's env. */
   settings: string[];
   references: ReferenceReport[];
@@ -184,6 +186,7 @@ function containerReports(admitted: JsonObject, decision: Decision, settings: Mu
       references: referenceReports(container, admitted, settings),
     };
     if (decision.kind === "mutate" && plan.command) report.runs = [...plan.command, ...(plan.args ?? [])];
+    if (decision.kind === "mutate" && plan.handlers) report.handlers = plan.handlers.map(({ kind, command }) => ({ kind, runs: command }));
     return report;
   });
 }
@@ -329,6 +332,7 @@ export function renderPodReport(title: string, report: PodReport): string {
     const kind = container.list === "initContainers" ? "initContainer" : "container";
     lines.push(`  ${kind} ${container.name}: ${container.selected ? "selected" : "not selected"} (${container.why})`);
     if (container.runs) lines.push(`    runs: ${shellWords(container.runs)}`);
+    for (const handler of container.handlers ?? []) lines.push(`    ${handler.kind} runs: ${shellWords(handler.runs)}`);
     for (const reference of container.references)
       lines.push(`    ${reference.kind === "invalid" ? "✗ " : ""}${reference.name} ${reference.text}`);
     if (container.settings.length > 0) lines.push(`    shim settings: ${container.settings.join(" ")}`);

@@ -1,6 +1,8 @@
 // What `mutatePod` decides, as structure: per container why it was (not) selected and what it runs
 // now, and the denials and warnings as findings. `renderDecision` turns it into the text the
 // admission response carries.
+
+import type { WrappedHandler } from "./exec-handlers.ts";
 import type { Finding, Selection, SkipReason } from "./findings.ts";
 import { renderDenial, renderSkipReason, renderWarnings } from "./findings.ts";
 import type { JsonObject } from "./pod.ts";
@@ -17,6 +19,8 @@ export interface ContainerPlan {
   args?: string[];
   /** The `KUSTODIA_*` settings the webhook added to the container's env. */
   shimEnv?: { name: string; value: string }[];
+  /** The exec probes and hooks that now run through the shim (`kustodia.io/wrap-exec`), with their new command. */
+  handlers?: WrappedHandler[];
 }
 
 export type Decision =

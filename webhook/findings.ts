@@ -2,6 +2,8 @@
 // container was (not) picked. The mutation core returns these; text is made only at the edges
 // (admission responses, `kustodia check`) by `renderFinding` and friends, and nothing branches on it.
 import { Annotations, MOUNT_PATH, SHIM_TOKEN_DIR } from "../common/contract.ts";
+import { ISSUE_PREFIX } from "../common/reference.ts";
+import type { ExecHandlerKind } from "../common/shim-settings.ts";
 import { boundedWarnings, MAX_MESSAGE_LENGTH, safeText } from "./messages.ts";
 
 export type Finding =
@@ -19,7 +21,9 @@ export type Finding =
   | { code: "KUS_TARGET_NAME_TAKEN"; container: string; variable: string; target: string }
   | { code: "KUS_REFERENCE_INVALID"; container: string; variable: string; error: string }
   | { code: "KUS_CLUSTER_SETTING_REPLACED"; container: string; variable: string }
-  | { code: "KUS_TOKEN_MOUNTED"; container: string };
+  | { code: "KUS_TOKEN_MOUNTED"; container: string }
+  | { code: "KUS_HANDLER_NEEDS_SECRET"; container: string; handler: ExecHandlerKind; variables: string[] }
+  | { code: "KUS_WRAPPED_HANDLER_ISSUES"; container: string; handlers: ExecHandlerKind[] };
 
 export type FindingCode = Finding["code"];
 
@@ -71,6 +75,10 @@ const render: { [C in FindingCode]: (finding: Extract<Finding, { code: C }>) => 
     `container "${f.container}" env ${f.variable}: the container already sets ${f.target}; the container will fail to start`,
   KUS_REFERENCE_INVALID: (f) => `container "${f.container}" env ${f.variable}: ${f.error}; the container will fail to start`,
   KUS_CLUSTER_SETTING_REPLACED: (f) => `container "${f.container}" sets ${f.variable}; kustodia replaced it with the cluster's value`,
+  KUS_HANDLER_NEEDS_SECRET: (f) =>
+    `container "${f.container}" ${f.handler} reads ${f.variables.join(", ")}, which only the app's process gets from kustodia: the handler sees no value and fails; run it through the shim with the annotation ${Annotations.wrapExec}: "${f.handler}" (or "true")`,
+  KUS_WRAPPED_HANDLER_ISSUES: (f) =>
+    `container "${f.container}" has issued references (${ISSUE_PREFIX}…): every run of its wrapped ${f.handlers.join(", ")} issues them anew (a lease, a database user, a certificate each time); give the handler a static secret, or leave it unwrapped`,
   KUS_TOKEN_MOUNTED: (f) =>
     `container "${f.container}" has no ServiceAccount token mounted (automountServiceAccountToken is off for the pod or its ServiceAccount); kustodia mounts a projected token for the shim at ${SHIM_TOKEN_DIR}`,
 };

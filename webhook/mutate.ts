@@ -1,16 +1,25 @@
 // The mutation (DESIGN.md §2–§4), as a pure function over the raw pod JSON: which containers
 // (selection.ts), their new command (command.ts), the shim's env (shim-env.ts), and the volume and
-// install container (volumes.ts). No I/O: image ENTRYPOINT/CMD facts are looked up by the caller
+// install container (volumes.ts), its exec probes and hooks (exec-handlers.ts). No I/O: image ENTRYPOINT/CMD facts are looked up by the caller
 // (see `imagesNeeded`) and passed in. The answer is structure (decision.ts); text is made at the edges.
 import { Annotations, INSTALL_CONTAINER_NAME, MOUNT_PATH, SHIM_TOKEN_DIR, ShimEnv, VOLUME_NAME } from "../common/contract.ts";
+import type { ExecHandlerKind } from "../common/shim-settings.ts";
 import { shimCommand } from "./command.ts";
 import type { ContainerPlan, Decision } from "./decision.ts";
+import { planExecHandlers, referenceTargets, wrapExecKinds } from "./exec-handlers.ts";
 import type { Finding } from "./findings.ts";
 import type { ImageLookupResult } from "./image-facts.ts";
 import { arrayAt, type Json, type JsonObject, objectAt, type RawContainer, stringAt } from "./pod.ts";
 import { passthroughOf, referenceWarnings, type Selected, selectContainers, skipReason } from "./selection.ts";
 import type { Settings } from "./settings.ts";
-import { hasServiceAccountToken, needsServiceAccountToken, podIdentityEnv, shimEnvironment, withShimEnv } from "./shim-env.ts";
+import {
+  declaresIssued,
+  hasServiceAccountToken,
+  needsServiceAccountToken,
+  podIdentityEnv,
+  shimEnvironment,
+  withShimEnv,
+} from "./shim-env.ts";
 import { allContainerNames, freeName, installContainer, mountsAtShimPath, shimVolume, tokenVolume } from "./volumes.ts";
 
 /** The part of the webhook's settings that the mutation reads. */
@@ -38,7 +47,12 @@ interface PodNames {
 function mutateContainer(
   pod: JsonObject,
   { list, index, container }: Selected,
-  context: { settings: MutationSettings; shimEnv: Map<string, string>; images: ReadonlyMap<string, ImageLookupResult> },
+  context: {
+    settings: MutationSettings;
+    shimEnv: Map<string, string>;
+    images: ReadonlyMap<string, ImageLookupResult>;
+    wrap: ReadonlySet<ExecHandlerKind>;
+  },
   names: PodNames,
   warnings: Finding[],
 ): Partial<ContainerPlan> | { denial: Finding } {
@@ -62,8 +76,22 @@ function mutateContainer(
     mutated.env.push(tokenFile);
     added.push(tokenFile);
   }
+  const handlers = planExecHandlers(
+    mutated,
+    {
+      wrap: context.wrap,
+      targets: referenceTargets(container, prefix, passthrough),
+      issues: declaresIssued(container, prefix, passthrough),
+    },
+    warnings,
+  );
   (arrayAt(objectAt(pod, "spec"), list) as Json[])[index] = mutated;
-  return { command: command.command, ...(command.args ? { args: command.args } : {}), shimEnv: added };
+  return {
+    command: command.command,
+    ...(command.args ? { args: command.args } : {}),
+    shimEnv: added,
+    ...(handlers.length > 0 ? { handlers } : {}),
+  };
 }
 
 /**
@@ -86,13 +114,15 @@ export function mutatePod(original: JsonObject, settings: MutationSettings, imag
 
   const shimEnv = shimEnvironment(pod, settings);
   if ("denial" in shimEnv) return { kind: "deny", denials: [shimEnv.denial], containers, warnings };
+  const wrap = wrapExecKinds(pod);
+  if ("denial" in wrap) return { kind: "deny", denials: [wrap.denial], containers, warnings };
 
   const taken = new Set((arrayAt(spec, "volumes") ?? []).map((volume) => stringAt(volume, "name") ?? ""));
   const names: PodNames = { volume: freeName(taken, VOLUME_NAME), taken };
   taken.add(names.volume);
   const denials: Finding[] = [];
   for (const one of selected) {
-    const plan = mutateContainer(pod, one, { settings, shimEnv: shimEnv.env, images }, names, warnings);
+    const plan = mutateContainer(pod, one, { settings, shimEnv: shimEnv.env, images, wrap: wrap.kinds }, names, warnings);
     if ("denial" in plan) denials.push(plan.denial);
     else Object.assign(containers.find((c) => c.list === one.list && c.name === one.container.name) ?? {}, plan);
   }

@@ -5,13 +5,23 @@ import { constants } from "node:os";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Annotations } from "../common/contract.ts";
-import { ANNOTATED_SETTINGS, CLUSTER_DEFAULT_KEYS, clusterDefaultEnv, type ShimSettingKey, ShimSettings } from "../common/shim-settings.ts";
+import {
+  ANNOTATED_SETTINGS,
+  CLUSTER_DEFAULT_KEYS,
+  clusterDefaultEnv,
+  EXEC_HANDLER_KINDS,
+  readPodSetting,
+  type ShimSettingKey,
+  ShimSettings,
+} from "../common/shim-settings.ts";
+import { parseArgs } from "../shim/args.ts";
 import { loadConfig } from "../shim/config.ts";
 import { renderDecision } from "./decision.ts";
+import type { WrappedHandler } from "./exec-handlers.ts";
 import type { ImageLookupResult } from "./image-facts.ts";
 import { mutatePod as decide } from "./mutate.ts";
 import { testMutationSettings } from "./mutation-settings.fixture.ts";
-import type { JsonObject } from "./pod.ts";
+import type { Json, JsonObject } from "./pod.ts";
 import { loadSettings, SettingsError } from "./settings.ts";
 
 /** The decision in words, as the admission response carries it. */
@@ -59,6 +69,7 @@ const near: Partial<Record<ShimSettingKey, fc.Arbitrary<string>>> = {
   vaultRole: fc.oneof(fc.stringMatching(/^[A-Za-z0-9._@/ :-]{0,12}$/), fc.constantFrom("a".repeat(255), "a".repeat(256))),
   passthrough: fc.stringMatching(/^[ ,A-Za-z0-9_-]{0,20}$/),
   ignoreMissing: fc.constantFrom("true", "false", "TRUE", "True", "1", "0", "yes", " true"),
+  handlerAudit: fc.constantFrom("true", "false", "TRUE", "1", "yes", "false "),
   rotation: fc.constantFrom("none", "restart", "signal", "Restart", "always", "signal "),
   rotationInterval: fc.stringMatching(/^([0-9]{1,5}(\.[0-9]{1,3})?(ms|s|m|h|d|us)?){1,3}$/),
   rotationSignal: fc
@@ -118,6 +129,53 @@ describe("the webhook admits an annotation value if and only if the shim accepts
     expect(loadConfig(env).ok).toBe(expected);
     if (decision.kind === "deny") expect(decision.message).toContain(annotation);
   });
+});
+
+describe("a wrapped exec handler runs a shim that accepts what the webhook wrote", () => {
+  const kinds = fc.constantFrom(...EXEC_HANDLER_KINDS, "readiness", "Probe", "true", "false", "TRUE", "");
+  const wrapExec = fc.oneof(
+    fc.tuple(fc.array(kinds, { maxLength: 4 }), fc.constantFrom(",", ", ", " ,")).map(([list, separator]) => list.join(separator)),
+    fc.string(),
+  );
+  const timeoutSeconds = fc.oneof(fc.integer({ min: -2, max: 2 ** 31 + 1 }), fc.double({ noNaN: true }), fc.string(), fc.constant(null));
+  const script = ["sh", "-c", 'test -n "$A"'];
+
+  /** The test pod with all five handlers, its probes with `timeout` as timeoutSeconds. */
+  function withHandlers(value: string, timeout: Json): JsonObject {
+    const input = podWith({ [Annotations.wrapExec]: value });
+    const [container] = (input.spec as { containers: JsonObject[] }).containers as [JsonObject];
+    for (const kind of ["livenessProbe", "readinessProbe", "startupProbe"])
+      container[kind] = { exec: { command: script }, timeoutSeconds: timeout };
+    container.lifecycle = { postStart: { exec: { command: script } }, preStop: { exec: { command: script } } };
+    return input;
+  }
+
+  /** How long the kubelet gives the probe: its timeoutSeconds when valid (the apiserver refuses others), else the default 1 s. */
+  const kubeletTimeoutMs = (timeout: Json) =>
+    (typeof timeout === "number" && Number.isInteger(timeout) && timeout >= 1 ? timeout : 1) * 1000;
+
+  function expectShimAccepts(env: Record<string, string>, { kind, command }: WrappedHandler, timeout: Json): void {
+    const invocation = parseArgs(command.slice(1));
+    if (invocation.kind !== "run") throw new Error(`${kind}: ${JSON.stringify(command)} is no run`);
+    const loaded = loadConfig(env, invocation.settings);
+    if (!loaded.ok) throw new Error(`${kind}: ${JSON.stringify(command)}: ${loaded.errors.join("; ")}`);
+    const probe = kind.endsWith("Probe");
+    expect(loaded.config.role).toBe(probe ? "probe" : "hook");
+    if (probe) expect(loaded.config.timeoutMs).toBeLessThan(kubeletTimeoutMs(timeout));
+    expect([invocation.command, ...invocation.args]).toEqual(script);
+  }
+
+  it("holds for generated kustodia.io/wrap-exec values and probe timeouts", () => {
+    fc.assert(
+      fc.property(wrapExec, timeoutSeconds, (value, timeout) => {
+        const decision = decide(withHandlers(value, timeout), settings, noImages);
+        expect(decision.kind, JSON.stringify(value)).toBe(readPodSetting("wrapExec", value).ok ? "mutate" : "deny");
+        if (decision.kind !== "mutate") return;
+        for (const handler of decision.containers[0]?.handlers ?? []) expectShimAccepts(containerEnv(decision.pod), handler, timeout);
+      }),
+      { numRuns: Math.ceil(RUNS / 4) },
+    );
+  }, 60_000);
 });
 
 describe("the webhook starts with a cluster default if and only if the shim accepts it", () => {

@@ -42,20 +42,24 @@ export function shimEnvironment(pod: JsonObject, settings: ShimEnvSettings): { e
   return { env };
 }
 
-/**
- * Issued references may name the pod ({pod.name}, {pod.namespace}, {pod.serviceAccount}): a container
- * that declares one gets the pod's identity from the downward API (unless it sets those vars itself).
- */
-export function podIdentityEnv(container: RawContainer, prefix: string, passthrough: Set<string>): Json[] {
-  const env = envOf(container);
-  const issues = env.some(
+/** Whether a reference of the container issues a secret (`issue:…`) at every start. */
+export function declaresIssued(container: RawContainer, prefix: string, passthrough: ReadonlySet<string>): boolean {
+  return envOf(container).some(
     (item) =>
       targetName(item.name, prefix) !== undefined &&
       !passthrough.has(item.name) &&
       typeof item.value === "string" &&
       item.value.startsWith(ISSUE_PREFIX),
   );
-  if (!issues) return [];
+}
+
+/**
+ * Issued references may name the pod ({pod.name}, {pod.namespace}, {pod.serviceAccount}): a container
+ * that declares one gets the pod's identity from the downward API (unless it sets those vars itself).
+ */
+export function podIdentityEnv(container: RawContainer, prefix: string, passthrough: Set<string>): Json[] {
+  if (!declaresIssued(container, prefix, passthrough)) return [];
+  const env = envOf(container);
   const own = new Set(env.map((item) => item.name));
   return Object.entries(POD_IDENTITY_FIELDS)
     .filter(([name]) => !own.has(name))

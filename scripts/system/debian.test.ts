@@ -18,6 +18,13 @@ describe("scripts/system/install-debian.sh", () => {
     expect(all).toEqual(expect.arrayContaining(["docker-registry", "etcd-server", "custodia", "postgresql"]));
   });
 
+  it("names another architecture's packages with it (multiarch), in the list and in what the rehearsal purges", () => {
+    expect(debianPackages("cross-arm64")).toEqual(expect.arrayContaining(["gcc-aarch64-linux-gnu", "libc6-dev:arm64", "qemu-user-static"]));
+    const purge = execFileSync("bash", [installer, "--purge-list"], { encoding: "utf8" }).trim().split("\n");
+    expect(purge).toEqual(expect.arrayContaining(["libc6-dev:arm64", "libstdc++6:arm64"]));
+    expect(purge.filter((name) => /^lib(c6|stdc\+\+6|atomic1)(-dev)?$/.test(name))).toEqual([]);
+  });
+
   it("purges by the named purge package and never one that ships with the machine", () => {
     const purge = execFileSync("bash", [installer, "--purge-list"], { encoding: "utf8" }).trim().split("\n");
     expect(purge).toContain("postgresql-common");

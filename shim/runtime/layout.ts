@@ -1,5 +1,6 @@
-// The portable runtime's layout: what `npm run build` puts in dist/shim-runtime/, what
-// `kustodia-shim install <dir>` copies, and what runs at /kustodia in every injected container.
+// The portable runtime's layout: what `npm run build` puts in dist/shim-runtime/<os>-<arch>/ (one
+// directory per platform, e.g. linux-amd64 and linux-arm64), what `kustodia-shim install <dir>`
+// copies, and what runs at /kustodia in every injected container.
 //
 //   kustodia-shim   static launcher (launcher.c): starts kustodia-node, keeps argv as it is
 //   kustodia-node   the pinned Node, stripped, as a single executable application carrying the
@@ -33,6 +34,20 @@ export const TINI_PATH = `${RUNTIME_DIR}/${RuntimeFile.tini}`;
 
 export const MANIFEST_NAME = "kustodia-shim-runtime";
 
+/** The platforms a runtime is built for (OCI `os/architecture`), with Node's `process.arch` for each. */
+export const RUNTIME_PLATFORMS = { "linux/amd64": "x64", "linux/arm64": "arm64" } as const;
+export type RuntimePlatform = keyof typeof RUNTIME_PLATFORMS;
+
+/** The platform whose runtime a Node of `arch` (`process.arch`) on Linux runs, if one is built. */
+export function runtimePlatformOf(arch: string = process.arch): RuntimePlatform | undefined {
+  return (Object.keys(RUNTIME_PLATFORMS) as RuntimePlatform[]).find((platform) => RUNTIME_PLATFORMS[platform] === arch);
+}
+
+/** The directory of a platform's runtime under dist/shim-runtime: `linux-arm64`. */
+export function runtimePlatformDir(platform: RuntimePlatform): string {
+  return platform.replace("/", "-");
+}
+
 export interface RuntimeFileEntry {
   /** Relative to the runtime directory, `/`-separated. */
   path: string;
@@ -46,7 +61,9 @@ export interface RuntimeManifest {
   name: typeof MANIFEST_NAME;
   /** kustodia's version (package.json). */
   version: string;
-  /** `process.arch` of the build: x64, arm64. */
+  /** The platform it runs on: linux/amd64, linux/arm64. */
+  platform: RuntimePlatform;
+  /** Node's name for the platform's architecture (`process.arch`): x64, arm64. */
   arch: string;
   node: string;
   /** The ELF interpreter of kustodia-node, e.g. /kustodia/lib/ld-linux-x86-64.so.2. */

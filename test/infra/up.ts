@@ -35,8 +35,8 @@ function selectedServices(): ServiceName[] {
 
 /**
  * The Debian package groups (scripts/system/debian-packages.txt) each service needs. They are
- * installed in one transaction before any service starts; `build` and `runtime-test` too, because
- * the integration tests build and run the shim runtime.
+ * installed in one transaction before any service starts; `build`, `runtime-test` and their arm64
+ * counterparts too, because the integration tests build and run the shim runtime for both platforms.
  */
 const DEBIAN_GROUPS: Record<ServiceName, string[]> = {
   kube: ["kube"],
@@ -47,7 +47,7 @@ const DEBIAN_GROUPS: Record<ServiceName, string[]> = {
   postgres: ["postgres"],
   node: ["node", "kube", "registry"],
 };
-const DEBIAN_GROUPS_OF_TESTS = ["build", "runtime-test"];
+const DEBIAN_GROUPS_OF_TESTS = ["build", "runtime-test", "cross-arm64", "runtime-test-arm64"];
 
 type Starter = (ctx: InfraContext, started: InfraCoordinates) => Promise<StartedService<unknown>>;
 

@@ -4,7 +4,7 @@
 // behind a multi-platform index whose first entry is an arm64 image that must never be picked.
 import { execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, realpathSync } from "node:fs";
+import { mkdirSync, readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { buildImage, busyboxImage, type ImageContent, pushImage } from "../infra/oci-image.ts";
@@ -92,15 +92,17 @@ export async function pushAppImages(node: NodeCoordinates, work: string): Promis
       ...config("debian"),
     },
   };
+  // Tagged by the program's source: the node keeps what it pulled (IfNotPresent) under a tag.
+  const tag = createHash("sha256").update(readFileSync(source)).digest("hex").slice(0, 12);
   const layout = join(work, "layout");
   const images = {} as Record<AppShape, string>;
   for (const [shape, content] of Object.entries(contents) as [AppShape, ImageContent][]) {
     await buildImage("umoci", layout, shape, content);
-    await pushImage("skopeo", layout, shape, `${node.registry.pushHost}/apps/${shape}:1`);
-    images[shape] = `${node.registry.host}/apps/${shape}:1`;
+    await pushImage("skopeo", layout, shape, `${node.registry.pushHost}/apps/${shape}:${tag}`);
+    images[shape] = `${node.registry.host}/apps/${shape}:${tag}`;
   }
-  await pushIndex(node, "apps/debian", "1", "multi");
-  return { images, multiPlatform: `${node.registry.host}/apps/debian:multi`, program };
+  await pushIndex(node, "apps/debian", tag, `multi-${tag}`);
+  return { images, multiPlatform: `${node.registry.host}/apps/debian:multi-${tag}`, program };
 }
 
 const MANIFEST = "application/vnd.oci.image.manifest.v1+json";

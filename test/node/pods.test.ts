@@ -5,7 +5,7 @@
 // The shim logs in with the token the kubelet projects into the pod; the test mints none for it.
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -13,11 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BuiltImages } from "../../scripts/images.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { kubectl } from "../infra/kubectl.ts";
-import { openbaoApi } from "../infra/openbao.ts";
 import type { NodeCoordinates } from "../infra/types.ts";
 import { type AppImages, pushAppImages, reportLine } from "./apps.ts";
-import { helmRelease, nodeImage, nodeValues, pushProjectImages, removeRelease } from "./release.ts";
+import { bao as baoAs, configureKubernetesAuth, type KubernetesAuth, removeKubernetesAuth } from "./openbao-auth.ts";
+import { type Cluster, helmRelease, nodeImage, nodeValues, pushProjectImages, removeRelease } from "./release.ts";
 
+const cluster = (): Cluster => ({ node: service("node"), helm: service("helm").binary });
 const execFileAsync = promisify(execFile);
 const release = "kustodia-pods";
 const releaseNamespace = "kustodia-pods";
@@ -26,6 +27,14 @@ const restricted = "node-pods-restricted";
 const authPath = "pods-k8s";
 const role = "app";
 const run = randomBytes(4).toString("hex");
+const auth: KubernetesAuth = {
+  path: authPath,
+  role,
+  serviceAccount: role,
+  namespaces: [namespace, restricted],
+  readPrefix: "node-pods",
+  reviewerNamespace: namespace,
+};
 /** Values of this run: unique, with bytes a shell or a JSON encoder could mangle. */
 const password = `pw-${run} "q" $HOME ✓`;
 const apiKey = `key-${run}`;
@@ -41,7 +50,7 @@ const work = mkdtempSync(join(tmpdir(), "kustodia-node-pods-"));
 const created: { namespace: string; name: string }[] = [];
 
 async function bao(method: string, path: string, body?: unknown): Promise<Json> {
-  return openbaoApi(node.openbao.addr, node.openbao.rootToken, method, path, body);
+  return baoAs(node, method, path, body);
 }
 
 /** The kubelet's etcd, read inside the node's network namespace: the raw bytes under `key`. */
@@ -208,6 +217,7 @@ describe.skipIf(skipWithout("node", "helm"))("app pods on the real node", () => 
     node = service("node");
     [images, apps] = await Promise.all([pushProjectImages(node), pushAppImages(node, join(work, "apps"))]);
     await helmRelease(
+      cluster(),
       "install",
       release,
       releaseNamespace,
@@ -225,38 +235,14 @@ describe.skipIf(skipWithout("node", "helm"))("app pods on the real node", () => 
     }
     await kubectl(node, ["label", "namespace", restricted, "pod-security.kubernetes.io/enforce=restricted"]);
 
-    await kubectl(node, ["create", "serviceaccount", "openbao-reviewer", "-n", namespace]);
-    await kubectl(node, [
-      "create",
-      "clusterrolebinding",
-      "node-pods-openbao-reviewer",
-      "--clusterrole=system:auth-delegator",
-      `--serviceaccount=${namespace}:openbao-reviewer`,
-    ]);
-    const reviewer = (await kubectl(node, ["create", "token", "openbao-reviewer", "-n", namespace, "--duration=2h"])).trim();
-    await bao("DELETE", `sys/auth/${authPath}`);
-    await bao("POST", `sys/auth/${authPath}`, { type: "kubernetes" });
-    await bao("POST", `auth/${authPath}/config`, {
-      kubernetes_host: node.inClusterServer,
-      kubernetes_ca_cert: readFileSync(node.caFile, "utf8"),
-      token_reviewer_jwt: reviewer,
-      disable_local_ca_jwt: true,
-    });
-    await bao("PUT", "sys/policies/acl/node-pods", { policy: `path "secret/data/node-pods/*" { capabilities = ["read"] }` });
-    await bao("POST", `auth/${authPath}/role/${role}`, {
-      bound_service_account_names: [role],
-      bound_service_account_namespaces: [namespace, restricted],
-      token_policies: ["node-pods"],
-      token_ttl: "10m",
-    });
+    await configureKubernetesAuth(node, auth);
     await bao("POST", `secret/data/node-pods/${run}`, { data: { password, "api-key": apiKey } });
   }, 900_000);
 
   afterAll(async () => {
     if (!node) return;
-    await removeRelease(release, releaseNamespace, [namespace, restricted]);
-    await kubectl(node, ["delete", "clusterrolebinding", "node-pods-openbao-reviewer", "--ignore-not-found"]);
-    await bao("DELETE", `sys/auth/${authPath}`).catch(() => undefined);
+    await removeRelease(cluster(), release, releaseNamespace, [namespace, restricted]);
+    await removeKubernetesAuth(node, auth);
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -488,6 +474,7 @@ describe.skipIf(skipWithout("node", "helm"))("app pods on the real node", () => 
   describe("image-volume delivery: the shim image mounted as a volume, nothing copied", () => {
     beforeAll(async () => {
       await helmRelease(
+        cluster(),
         "upgrade",
         release,
         releaseNamespace,

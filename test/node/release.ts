@@ -1,12 +1,12 @@
 // The chart installed on the real node as a user installs it: the project's images (npm run build,
 // npm run images: no Docker) pushed to the node's registry, then `helm install charts/kustodia` with
-// them. Shared by the files of the `node` vitest project, which run one at a time.
+// them. Shared by the files of the `node` vitest project, which run one at a time, and by
+// bench/pod-start.ts (so nothing here reads vitest's provided coordinates).
 import { execFile, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { type BuiltImages, buildImages, IMAGES_DIR, imagesStaleness, readBuiltImages } from "../../scripts/images.ts";
 import { chartDir, helm, repoRoot, type Values, valuesArgs } from "../chart/chart.ts";
-import { service } from "../infra/coords.ts";
 import { kubectl } from "../infra/kubectl.ts";
 import type { NodeCoordinates } from "../infra/types.ts";
 
@@ -62,19 +62,25 @@ export function nodeValues(node: NodeCoordinates, images: BuiltImages, extra: Va
   };
 }
 
+/** The node's cluster and the helm binary that installs into it. */
+export interface Cluster {
+  node: NodeCoordinates;
+  helm: string;
+}
+
 /** `helm <verb> <release> charts/kustodia --wait` into `namespace` with `values`; helm's stdout. */
 export async function helmRelease(
+  { node, helm: helmBinary }: Cluster,
   verb: "install" | "upgrade",
   release: string,
   namespace: string,
   values: Values,
-  node: NodeCoordinates = service("node"),
 ): Promise<string> {
   const file = valuesArgs(values);
   try {
     const create = verb === "install" ? ["--create-namespace"] : [];
     const done = await helm(
-      service("helm").binary,
+      helmBinary,
       [verb, release, chartDir, "--namespace", namespace, ...create, "--wait", "--timeout=3m", ...file.args],
       node,
     );
@@ -86,8 +92,12 @@ export async function helmRelease(
 }
 
 /** Uninstalls the release and deletes `namespaces` (without waiting for them to go). */
-export async function removeRelease(release: string, namespace: string, namespaces: string[] = []): Promise<void> {
-  const node = service("node");
-  await helm(service("helm").binary, ["uninstall", release, "--namespace", namespace, "--wait"], node);
+export async function removeRelease(
+  { node, helm: helmBinary }: Cluster,
+  release: string,
+  namespace: string,
+  namespaces: string[] = [],
+): Promise<void> {
+  await helm(helmBinary, ["uninstall", release, "--namespace", namespace, "--wait"], node);
   await kubectl(node, ["delete", "namespace", namespace, ...namespaces, "--wait=false", "--ignore-not-found"]);
 }

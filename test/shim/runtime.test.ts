@@ -1,164 +1,51 @@
-// The portable runtime (dist/shim-runtime, DESIGN §5, §7) where it has to run, as Kubernetes runs
-// it: a root filesystem with nothing but busybox-static (no libc) and the runtime bind-mounted
-// read-only at /kustodia; the shim image's own layout (runtime at /, `kustodia -> .`) running
-// `kustodia-shim install` as a non-root uid into an emptyDir-like directory; the host's Debian.
-// Each run happens in a private mount namespace (unshare), so no mount outlives it. Where bind
-// mounts do not work, the runtime is copied into the root instead. Needs root (chroot, mount).
-import { spawn, spawnSync } from "node:child_process";
+// This machine's portable runtime (dist/shim-runtime/linux-<arch>, DESIGN §5, §7) where it has to
+// run, as Kubernetes runs it: a root filesystem with nothing but busybox-static (no libc) and the
+// runtime bind-mounted read-only at /kustodia; the shim image's own layout (runtime at /,
+// `kustodia -> .`) running `kustodia-shim install` as a non-root uid into an emptyDir-like
+// directory; the host's Debian. The roots and runs: ./minimal-root.ts. Needs root (chroot, mount).
+// The other platform's runtime under emulation: ./runtime-arm64.test.ts.
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import {
-  chmodSync,
-  copyFileSync,
-  cpSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync } from "node:fs";
+import { basename, join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INSTALL_MOUNT_PATH, MOUNT_PATH, SHIM_IN_IMAGE, SHIM_PATH } from "../../common/contract.ts";
-import { DEFAULT_RUNTIME_DIR, runtimeBuildPackages, runtimeStaleness } from "../../scripts/build-runtime.ts";
+import {
+  buildablePlatforms,
+  DEFAULT_RUNTIME_DIR,
+  runtimeBuildPackages,
+  runtimeDir as runtimeDirOf,
+  runtimeStaleness,
+} from "../../scripts/build-runtime.ts";
+import { hostPlatform } from "../../scripts/platforms.ts";
 import { ensureDebianGroups } from "../../scripts/system/debian.ts";
-import { parseManifest, RuntimeFile, type RuntimeManifest } from "../../shim/runtime/layout.ts";
+import { parseManifest, RuntimeFile, type RuntimeManifest, type RuntimePlatform } from "../../shim/runtime/layout.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { firstStage, replayCopyLines } from "../infra/dockerfile.ts";
 import { auditRecords, bao, readPolicy, repoRoot, suffix, tokenFile, withoutAudit } from "./harness.ts";
+import {
+  BUSYBOX_APPLETS,
+  bindMountsWork,
+  busyboxRoot,
+  imageRoot,
+  LIBC_FILE,
+  type Mount,
+  materialize,
+  probeBindMounts,
+  removeRoots,
+  rootTempDir,
+  runInRoot,
+  walk,
+} from "./minimal-root.ts";
 
 const inCI = process.env.CI === "true" || process.env.CI === "1";
 const isRoot = process.getuid?.() === 0;
 if (!isRoot && !inCI) console.warn("skipping the runtime tests: chroot and mount need root");
 
 const runtimeDir = DEFAULT_RUNTIME_DIR;
-const BUSYBOX_APPLETS = ["sh", "env", "id", "cat", "echo", "true", "ls", "printf"];
-/** Files that would be a libc or a dynamic loader. */
-const LIBC_FILE = /^(libc\.so.*|libc\.musl.*|ld-linux.*|ld-musl.*)$/;
-
-interface Mount {
-  source: string;
-  /** Absolute path inside the root. */
-  target: string;
-  readOnly: boolean;
-}
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  pid: number;
-  ms: number;
-}
-
-const temporary: string[] = [];
-let bindMounts = false;
 let manifest: RuntimeManifest;
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  chmodSync(dir, 0o755);
-  temporary.push(dir);
-  return dir;
-}
-
-/** Absolute path of a host tool: the runs' env is the shim's, so the host side cannot rely on PATH. */
-function hostTool(name: string): string {
-  const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
-  const found = dirs
-    .filter((dir) => dir !== "")
-    .map((dir) => join(dir, name))
-    .find((path) => existsSync(path));
-  if (!found) throw new Error(`${name} is not installed`);
-  return found;
-}
-
-function quote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
-/**
- * Runs `argv` chrooted into `root`, in a private mount namespace holding `mounts` (bind mounts, or
- * copies made beforehand when bind mounts do not work). The process keeps its PID from spawn to the
- * app: unshare, sh and chroot all exec.
- */
-function runInRoot(
-  root: string,
-  mounts: Mount[],
-  argv: string[],
-  options: { env?: Record<string, string>; user?: string; proc?: boolean } = {},
-): Promise<RunResult> {
-  const script = [
-    "set -e",
-    ...(bindMounts && options.proc ? [`${quote(hostTool("mount"))} -t proc proc ${quote(join(root, "proc"))}`] : []),
-    ...(bindMounts
-      ? mounts.flatMap((mount) => {
-          const target = quote(join(root, mount.target));
-          const mountTool = quote(hostTool("mount"));
-          return [
-            `${mountTool} --bind ${quote(mount.source)} ${target}`,
-            ...(mount.readOnly ? [`${mountTool} -o remount,bind,ro ${target}`] : []),
-          ];
-        })
-      : []),
-    `exec ${quote(hostTool("chroot"))} ${options.user ? `--userspec=${options.user} ` : ""}${quote(root)} "$@"`,
-  ].join("\n");
-  const began = Date.now();
-  const child = spawn(hostTool("unshare"), ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", ...argv], {
-    env: options.env ?? { PATH: "/bin" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString("utf8");
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("utf8");
-  });
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr, pid: child.pid ?? -1, ms: Date.now() - began }));
-  });
-}
-
-/** Copies of the mounts' sources into the root, when bind mounts are not available. */
-function materialize(root: string, mounts: Mount[]): Mount[] {
-  if (!bindMounts)
-    for (const mount of mounts) cpSync(mount.source, join(root, mount.target), { recursive: true, preserveTimestamps: true });
-  return mounts;
-}
-
-/** A root filesystem with busybox-static and nothing else (no libc, no loader). */
-function busyboxRoot(): string {
-  const root = tempDir("kustodia-busybox-root-");
-  for (const dir of ["bin", "tmp", "run/secrets", MOUNT_PATH.slice(1)]) mkdirSync(join(root, dir), { recursive: true });
-  copyFileSync("/bin/busybox", join(root, "bin/busybox"));
-  chmodSync(join(root, "bin/busybox"), 0o755);
-  for (const applet of BUSYBOX_APPLETS) symlinkSync("busybox", join(root, "bin", applet));
-  return root;
-}
-
-/** The shim image: the runtime at its root and a `kustodia -> .` symlink (shim/Dockerfile). */
-function imageRoot(): string {
-  const root = tempDir("kustodia-image-root-");
-  cpSync(runtimeDir, root, { recursive: true, preserveTimestamps: true });
-  symlinkSync(".", join(root, MOUNT_PATH.slice(1)));
-  return root;
-}
-
-/** Every file under `dir` (not following symlinks), relative, `/`-separated. */
-function walk(dir: string, prefix = ""): string[] {
-  return readdirSync(join(dir, prefix), { withFileTypes: true }).flatMap((entry) => {
-    const path = prefix === "" ? entry.name : `${prefix}/${entry.name}`;
-    return entry.isDirectory() ? walk(dir, path) : [path];
-  });
-}
+/** What `readelf -h` names each platform's machine. */
+const ELF_MACHINE: Record<RuntimePlatform, string> = { "linux/amd64": "Advanced Micro Devices X86-64", "linux/arm64": "AArch64" };
 
 function elfNeeded(file: string): string[] {
   const dynamic = spawnSync("readelf", ["-d", file], { encoding: "utf8" }).stdout;
@@ -169,10 +56,7 @@ function printEnvScript(names: string[]): string {
   return names.map((name) => `printf '%s=[%s]\\n' ${name} "\${${name}-<unset>}"`).join("; ");
 }
 
-afterAll(() => {
-  // Mounts lived in the runs' own namespaces: these are plain directories again.
-  for (const dir of temporary) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(removeRoots);
 
 describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
   beforeAll(() => {
@@ -180,23 +64,25 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
     const stale = runtimeStaleness();
     if (stale) {
       console.log(`[runtime test] npm run build: ${stale}`);
-      const built = spawnSync("npm", ["run", "build"], { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] });
+      const built = spawnSync("npm", ["run", "build", "--", "--if-stale"], { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] });
       if (built.status !== 0) throw new Error(`npm run build failed (exit ${built.status})`);
     }
     const parsed = parseManifest(readFileSync(join(runtimeDir, RuntimeFile.manifest), "utf8"));
     if (parsed instanceof Error) throw parsed;
     manifest = parsed;
-    const probe = tempDir("kustodia-bind-probe-");
-    mkdirSync(join(probe, "target"));
-    // RUNTIME_TEST_COPY=1 takes the fallback even where bind mounts work.
-    const probeArgs = ["--mount", "--propagation", "private", "--", hostTool("mount"), "--bind", runtimeDir, join(probe, "target")];
-    bindMounts = process.env.RUNTIME_TEST_COPY !== "1" && spawnSync(hostTool("unshare"), probeArgs).status === 0;
+    const bindMounts = probeBindMounts(runtimeDir);
     console.log(
       `[runtime test] runtime at /kustodia by ${bindMounts ? "read-only bind mount" : "copy (bind mounts are not available here)"}`,
     );
   });
 
-  it("ships exactly the manifest's files, the libraries Node needs and modes for any uid", () => {
+  // Every platform's runtime this machine builds (no need to run it for that): none mixes in another's files.
+  it.each(buildablePlatforms())("ships exactly the manifest's files, the libraries Node needs and modes for any uid: %s", (platform) => {
+    const runtimeDir = runtimeDirOf(platform);
+    const parsed = parseManifest(readFileSync(join(runtimeDir, RuntimeFile.manifest), "utf8"));
+    if (parsed instanceof Error) throw parsed;
+    const manifest = parsed;
+    expect(manifest.platform).toBe(platform);
     const files = walk(runtimeDir).sort();
     expect(files).toEqual([...manifest.files.map((file) => file.path), RuntimeFile.manifest].sort());
     for (const file of manifest.files) {
@@ -234,6 +120,15 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
     // The launcher and tini need no loader at all.
     for (const file of [RuntimeFile.launcher, RuntimeFile.tini]) {
       expect(spawnSync("readelf", ["-l", join(runtimeDir, file)], { encoding: "utf8" }).stdout).not.toContain("INTERP");
+    }
+    // Every program and library is built for the platform.
+    const elves = manifest.files.filter(
+      (file) => readFileSync(join(runtimeDir, file.path)).subarray(0, 4).toString("latin1") === "\x7fELF",
+    );
+    expect(elves.map((file) => file.path)).toEqual(expect.arrayContaining([RuntimeFile.launcher, RuntimeFile.node, RuntimeFile.tini]));
+    for (const file of elves) {
+      const header = spawnSync("readelf", ["-h", join(runtimeDir, file.path)], { encoding: "utf8" }).stdout;
+      expect([file.path, /Machine:\s+(.+)/.exec(header)?.[1]?.trim()]).toEqual([file.path, ELF_MACHINE[platform]]);
     }
   });
 
@@ -316,14 +211,14 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
   });
 
   it("installs from the shim image as uid 65532 into an emptyDir, idempotently, and the copy runs as another uid", async () => {
-    const image = imageRoot();
+    const image = imageRoot(runtimeDir);
     mkdirSync(join(image, INSTALL_MOUNT_PATH), { recursive: true });
     mkdirSync(join(image, "proc"));
     mkdirSync(join(image, "mnt/readonly"), { recursive: true, mode: 0o755 });
     // emptyDir: a fresh 0777 directory of the node's disk, mounted into the init container.
-    const emptyDir = bindMounts ? tempDir("kustodia-emptydir-") : join(image, INSTALL_MOUNT_PATH);
+    const emptyDir = bindMountsWork() ? rootTempDir("kustodia-emptydir-") : join(image, INSTALL_MOUNT_PATH);
     chmodSync(emptyDir, 0o777);
-    const volume: Mount[] = bindMounts ? [{ source: emptyDir, target: INSTALL_MOUNT_PATH, readOnly: false }] : [];
+    const volume: Mount[] = bindMountsWork() ? [{ source: emptyDir, target: INSTALL_MOUNT_PATH, readOnly: false }] : [];
     // The webhook's init container: [SHIM_IN_IMAGE, "install", INSTALL_MOUNT_PATH], run as 65532,
     // with /proc as in any container (the runtime is found beside /proc/self/exe, /kustodia-node).
     const install = () => runInRoot(image, volume, [SHIM_IN_IMAGE, "install", INSTALL_MOUNT_PATH], { user: "65532:65532", proc: true });
@@ -364,8 +259,8 @@ describe.skipIf(!isRoot && !inCI)("portable shim runtime", () => {
   });
 
   it("runs on the host's Debian root, whose own glibc the app uses and the shim ignores", async ({ skip }) => {
-    if (!bindMounts) skip("needs bind mounts to show the host's root inside a chroot");
-    const root = tempDir("kustodia-host-root-");
+    if (!bindMountsWork()) skip("needs bind mounts to show the host's root inside a chroot");
+    const root = rootTempDir("kustodia-host-root-");
     const mounts: Mount[] = [{ source: runtimeDir, target: MOUNT_PATH, readOnly: true }];
     for (const entry of ["bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc"]) {
       const host = `/${entry}`;
@@ -397,26 +292,30 @@ describe.skipIf(!isRoot && !inCI)("shim/Dockerfile", () => {
   const dockerfile = readFileSync(join(repoRoot, "shim", "Dockerfile"), "utf8");
   const buildStage = firstStage(dockerfile);
 
-  it("builds on the target platform with the build tools, and ships only the runtime, as 65532", () => {
+  it("builds the target platform's runtime on that platform with the build tools, and ships only it, as 65532", () => {
     expect(dockerfile.match(/^FROM .*$/gm)).toEqual([expect.stringMatching(/^FROM \$\{BUILD_IMAGE\} AS build$/), "FROM scratch"]);
     for (const debian of runtimeBuildPackages()) expect(buildStage).toMatch(new RegExp(`apt-get install [^\\n]*\\b${debian}\\b`));
-    expect(buildStage).toMatch(/^\s+npm run build;/m);
-    // The image's root is the runtime, and /kustodia leads back to it (see imageRoot above).
-    expect(buildStage).toContain("cp -a dist/shim-runtime/. /rootfs/;");
+    expect(buildStage).toContain(`arch="\${TARGETARCH:-$(dpkg --print-architecture)}";`);
+    expect(buildStage).toMatch(/^\s+npm run build -- --platform "linux\/\$\{arch\}";/m);
+    // The image's root is the runtime, and /kustodia leads back to it (see imageRoot in ./minimal-root.ts).
+    expect(buildStage).toContain(`cp -a "dist/shim-runtime/linux-\${arch}/." /rootfs/;`);
     expect(buildStage).toContain(`ln -s . /rootfs${MOUNT_PATH}`);
     expect(dockerfile).toMatch(/^COPY --from=build \/rootfs\/ \/$/m);
     expect(dockerfile).toMatch(/^USER 65532:65532$/m);
     expect(dockerfile).toContain(`ENTRYPOINT ["${SHIM_PATH}"]`);
   });
 
-  it("produces the runtime from the build stage's COPY lines alone, with the same npm script", () => {
-    const context = tempDir("kustodia-shim-image-");
+  it("produces this platform's runtime from the build stage's COPY lines alone, with the same npm script", () => {
+    const context = rootTempDir("kustodia-shim-image-");
     replayCopyLines(buildStage, repoRoot, context);
-    const built = spawnSync("npm", ["run", "build"], { cwd: context, encoding: "utf8" });
+    const platform = hostPlatform()?.key ?? "linux/amd64";
+    const built = spawnSync("npm", ["run", "build", "--", "--platform", platform], { cwd: context, encoding: "utf8" });
     expect(built.stderr.replace(/^npm warn .*\n/gm, "")).toBe("");
     expect(built.status).toBe(0);
-    const rebuilt = parseManifest(readFileSync(join(context, "dist/shim-runtime", RuntimeFile.manifest), "utf8"));
+    expect(readdirSync(join(context, "dist/shim-runtime"))).toEqual([`linux-${platform.split("/")[1]}`]);
+    const rebuilt = parseManifest(readFileSync(join(context, relative(repoRoot, runtimeDir), RuntimeFile.manifest), "utf8"));
     if (rebuilt instanceof Error) throw rebuilt;
+    expect(rebuilt.platform).toBe(platform);
     const current = parseManifest(readFileSync(join(runtimeDir, RuntimeFile.manifest), "utf8"));
     if (current instanceof Error) throw current;
     expect(rebuilt.files.map((file) => [file.path, file.mode])).toEqual(current.files.map((file) => [file.path, file.mode]));

@@ -215,6 +215,23 @@ describe("kustodia check", () => {
     expect(checkJson(pod(optedIn, app)).report.pods[0]?.notes).toEqual([]);
   });
 
+  it("reports an exec probe that reads a secret it will not see (exit 1), and shows what a wrapped one runs (exit 0)", () => {
+    const containers = `${app}      readinessProbe:
+        exec:
+          command: [sh, -c, 'check --password "$PASSWORD"']
+`;
+    const unwrapped = kustodia(["check", "-f", "-"], pod(optedIn, containers));
+    expect(unwrapped.status).toBe(1);
+    expect(unwrapped.stdout).toContain(
+      '  problem: container "app" readinessProbe reads PASSWORD, which only the app\'s process gets from kustodia: the handler sees no value and fails; run it through the shim with the annotation kustodia.io/wrap-exec: "readinessProbe" (or "true")',
+    );
+    const wrapped = kustodia(["check", "-f", "-"], pod(`${optedIn}\n    kustodia.io/wrap-exec: "true"`, containers));
+    expect(wrapped.status).toBe(0);
+    expect(wrapped.stdout).toContain(
+      `    readinessProbe runs: /kustodia/kustodia-shim KUSTODIA_ROLE=probe KUSTODIA_TIMEOUT=500ms -- sh -c 'check --password "$PASSWORD"'`,
+    );
+  });
+
   it("checks the pod templates of workloads, and says which objects it did not check", () => {
     const result = kustodia(["check", "-f", "-"], `${pod(optedIn, app)}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n`);
     expect(result.status).toBe(0);
