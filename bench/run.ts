@@ -1,8 +1,7 @@
 // `npm run bench`: builds the peers (bench/install-peers.sh) and kustodia (`npm run build`), brings
-// the test services up once (the real node included), runs bench/webhook.ts, bench/shim.ts and
-// bench/pod-start.ts against them, and writes
-// bench/RESULTS.md: machine, date, versions, the command behind each table, the targets of issue 6
-// as ratios kustodia/peer. Everything below the "kept" marker in RESULTS.md (the record of what each
+// the test services up once (the real node included), runs bench/webhook.ts, bench/shim.ts,
+// bench/pod-start.ts and bench/scale.ts against them, and writes bench/RESULTS.md: machine, date,
+// versions, the command behind each table, the targets of issue 6 as ratios kustodia/peer. Everything below the "kept" marker in RESULTS.md (the record of what each
 // optimization bought) is carried over as it is.
 //
 //   npm run bench                       # the full run (~20 min)
@@ -117,10 +116,12 @@ async function main(): Promise<void> {
   let webhook: Section;
   let shim: Section;
   let pods: Section;
+  let scale: Section;
   try {
     webhook = runScript("webhook", options.webhook.split(" ").filter(Boolean), env, work);
     shim = runScript("shim", options.shim.split(" ").filter(Boolean), env, work);
     pods = runScript("pod-start", [], env, work);
+    scale = runScript("scale", [], env, work);
   } finally {
     rmSync(work, { recursive: true, force: true });
     await infra.release();
@@ -152,7 +153,10 @@ async function main(): Promise<void> {
           "services (test/infra)",
           `OpenBao ${coordinates.openbao?.version ?? "–"}, kube-apiserver ${coordinates.kube?.version ?? "–"}, ${coordinates.registry?.version ?? "registry –"}`,
         ],
-        ["load generator", "wrk 4 (Debian), keep-alive HTTPS, its own process"],
+        [
+          "load generator",
+          "wrk 4 (Debian), keep-alive HTTPS, its own process; ENTRYPOINT lookups: bench/lib/loadgen.go (with the kube-apiserver's client certificate)",
+        ],
       ],
     ),
     "",
@@ -177,6 +181,12 @@ async function main(): Promise<void> {
     `Command: \`${pods.command}\``,
     "",
     pods.markdown,
+    "",
+    "## Scale",
+    "",
+    `Command: \`${scale.command}\``,
+    "",
+    scale.markdown,
     "",
     kept(options.out),
   ].join("\n");

@@ -11,10 +11,13 @@ import { Agent, request } from "node:https";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from "../common/contract.ts";
 import { kubeRequest } from "../test/infra/kube-api.ts";
 import type { InfraCoordinates } from "../test/infra/types.ts";
+import { PULL_SECRET_TTL_MS } from "../webhook/pull-secrets.ts";
 import { ensureBuilt, WEBHOOK_BUNDLE } from "./lib/build.ts";
 import { acquireInfra } from "./lib/infra.ts";
+import { type ClientTls, runLoadgen } from "./lib/loadgen.ts";
 import { COMMON_OPTIONS } from "./lib/options.ts";
 import { PEER_VERSIONS, peerBinary } from "./lib/peers.ts";
 import { admissionReview, type ContainerSpec, commandContainers, realisticPod } from "./lib/pods.ts";
@@ -22,7 +25,7 @@ import { cpuTimeMs, loadAverage, rssMiB, sampleRss } from "./lib/proc.ts";
 import { pushFreshImages } from "./lib/registry-images.ts";
 import { fixed, median, quantile, ratio, shuffled, table } from "./lib/stats.ts";
 import { bankVaultsWebhook, httpsPost, kustodiaWebhook, type RunningWebhook, throwawayTls, type WebhookContender } from "./lib/webhooks.ts";
-import { ensureWrk, runWrk } from "./lib/wrk.ts";
+import { ensureWrk, runWrk, type WrkResult } from "./lib/wrk.ts";
 
 const { values: options } = parseArgs({
   options: {
@@ -60,10 +63,13 @@ function checkAnswer(webhook: RunningWebhook, text: string, expectWords: string[
   }
 }
 
-async function loadCell(webhook: RunningWebhook, bodyFile: string, connections: number): Promise<Cell> {
+/** What drives a load cell: wrk, or the load generator that presents the kube-apiserver's client certificate. */
+type Load = (url: string, bodyFile: string, connections: number, seconds: number) => Promise<WrkResult>;
+
+async function loadCell(webhook: RunningWebhook, bodyFile: string, connections: number, load: Load): Promise<Cell> {
   const cpuBefore = cpuTimeMs(webhook.pid);
   const rss = sampleRss(webhook.pid);
-  const result = await runWrk(webhook.url, bodyFile, connections, SECONDS);
+  const result = await load(webhook.url, bodyFile, connections, SECONDS);
   const peakRssMiB = rss.stop();
   return {
     p50Ms: result.p50 / 1000,
@@ -75,11 +81,16 @@ async function loadCell(webhook: RunningWebhook, bodyFile: string, connections: 
 }
 
 /** Rounds × contenders of one load cell; returns the cells per contender name. */
-async function measure(webhooks: RunningWebhook[], bodyFiles: Map<string, string>, connections: number): Promise<Map<string, Cell[]>> {
+async function measure(
+  webhooks: RunningWebhook[],
+  bodyFiles: Map<string, string>,
+  connections: number,
+  load: Load = runWrk,
+): Promise<Map<string, Cell[]>> {
   const cells = new Map<string, Cell[]>(webhooks.map((webhook) => [webhook.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const webhook of shuffled(webhooks)) {
-      cells.get(webhook.name)?.push(await loadCell(webhook, bodyFiles.get(webhook.name) as string, connections));
+      cells.get(webhook.name)?.push(await loadCell(webhook, bodyFiles.get(webhook.name) as string, connections, load));
     }
   }
   return cells;
@@ -92,9 +103,14 @@ function summary(cells: Cell[] | undefined, pick: (cell: Cell) => number): numbe
 /** POSTs reviews one at a time on one kept-alive connection; `send` resolves with the latency (ms) and the answer. */
 function sequentialSender(
   url: string,
-  caFile: string,
+  tls: ClientTls,
 ): { send: (body: string) => Promise<{ ms: number; text: string }>; close: () => void } {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(caFile) });
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: 1,
+    ca: readFileSync(tls.caFile),
+    ...(tls.certFile && tls.keyFile ? { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) } : {}),
+  });
   const send = (body: string) =>
     new Promise<{ ms: number; text: string }>((resolveAnswer, reject) => {
       const started = performance.now();
@@ -118,11 +134,32 @@ function lookupContainers(images: string[]): ContainerSpec[] {
   return commandContainers().map(({ command: _, args: __, ...container }, index) => ({ ...container, image: images[index] as string }));
 }
 
+/** The client side of TLS as the kube-apiserver calls webhooks: with its client certificate, when the services have one. */
+function asApiserver(infra: InfraCoordinates, caFile: string): ClientTls {
+  const client = infra.kube?.webhookClient;
+  return { caFile, ...(client ? { certFile: client.certFile, keyFile: client.keyFile } : {}) };
+}
+
+/** kustodia took the lookups as coming from the kube-apiserver (its log says so), so it read pull secrets. */
+function expectVerifiedCallers(webhooks: RunningWebhook[], tls: ClientTls): void {
+  if (!tls.certFile) return;
+  for (const webhook of webhooks) {
+    if (webhook.style === "kustodia" && !readFileSync(webhook.logFile, "utf8").includes('"verifiedCaller":true'))
+      throw new Error(`${webhook.name}: no lookup was taken as coming from the kube-apiserver, so no pull secret was read`);
+  }
+}
+
 async function prepareKube(infra: InfraCoordinates): Promise<void> {
   const kube = infra.kube;
   if (!kube) return;
-  // 409 when they exist from an earlier run: fine.
-  await kubeRequest(kube, "POST", "/api/v1/namespaces", { metadata: { name: NAMESPACE } });
+  // Opted in, so that kustodia lends its pull secrets. 409 when they exist from an earlier run: fine.
+  const labels = { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE };
+  const created = await kubeRequest(kube, "POST", "/api/v1/namespaces", { metadata: { name: NAMESPACE, labels } });
+  if (created.status === 409) {
+    const existing = await kubeRequest<{ metadata: { labels?: Record<string, string> } }>(kube, "GET", `/api/v1/namespaces/${NAMESPACE}`);
+    existing.body.metadata.labels = { ...existing.body.metadata.labels, ...labels };
+    await kubeRequest(kube, "PUT", `/api/v1/namespaces/${NAMESPACE}`, existing.body);
+  }
   await kubeRequest(kube, "POST", `/api/v1/namespaces/${NAMESPACE}/serviceaccounts`, { metadata: { name: "checkout" } });
 }
 
@@ -255,6 +292,8 @@ async function main(): Promise<void> {
     const registry = infra.coordinates.registry;
     const lookupWebhooks = running.filter((webhook) => webhook.style === "kustodia" || infra.coordinates.kube !== undefined);
     if (registry && lookupWebhooks.length > 0) {
+      // The lookups come as from the kube-apiserver: with its client certificate (kustodia lends pull secrets only then).
+      const apiserverTls = asApiserver(infra.coordinates, tls.caFile);
       const fresh = await pushFreshImages(registry.plain, COLD_PODS * 3 * lookupWebhooks.length);
       const coldBodies = new Map<string, string[]>();
       lookupWebhooks.forEach((webhook, index) => {
@@ -268,7 +307,7 @@ async function main(): Promise<void> {
       });
       const cold = new Map<string, number[]>(lookupWebhooks.map((webhook) => [webhook.name, []]));
       console.error(`[bench] ENTRYPOINT lookups, cold: ${COLD_PODS} pods × 3 new images per contender`);
-      const senders = new Map(lookupWebhooks.map((webhook) => [webhook.name, sequentialSender(webhook.url, tls.caFile)]));
+      const senders = new Map(lookupWebhooks.map((webhook) => [webhook.name, sequentialSender(webhook.url, apiserverTls)]));
       try {
         // The connection's TLS handshake happens before the first measured pod.
         for (const webhook of lookupWebhooks) await senders.get(webhook.name)?.send(admissionReview({ kind: "Pod" }, NAMESPACE));
@@ -298,13 +337,17 @@ async function main(): Promise<void> {
       const warm = new Map<number, Map<string, Cell[]>>();
       for (const connections of [1, 16]) {
         console.error(`[bench] ENTRYPOINT lookups, warm, concurrency ${connections}`);
-        warm.set(connections, await measure(lookupWebhooks, warmFiles, connections));
+        warm.set(
+          connections,
+          await measure(lookupWebhooks, warmFiles, connections, (url, body, c, seconds) => runLoadgen(url, body, c, seconds, apiserverTls)),
+        );
       }
+      expectVerifiedCallers(lookupWebhooks, apiserverTls);
       const lookupNames = lookupWebhooks.map((webhook) => webhook.name);
       const peerName = lookupNames.includes(theirs?.name ?? "") ? theirs?.name : undefined;
       print(`\n### Webhook: ENTRYPOINT lookup (no \`command\`; 3 images from the local registry, ${registry.version})\n`);
       print(
-        `Cold: ${COLD_PODS} pods per contender, one at a time, each with 3 images no cache has seen (distinct tags and configs), p50/p99 over the pods. Warm: one pod whose 3 images were looked up once before, under wrk as above. Both webhooks read the pod's ServiceAccount from the test kube-apiserver for pull secrets.\n`,
+        `Cold: ${COLD_PODS} pods per contender, one at a time, each with 3 images no cache has seen (distinct tags and configs), p50/p99 over the pods. Warm: one pod whose 3 images were looked up once before, under load as above but from bench/lib/loadgen.go (Go, keep-alive HTTPS/1.1, its own process), which presents the test kube-apiserver's webhook client certificate, as wrk cannot: kustodia lends pull secrets only to that caller, in namespaces that opted in (this one has). Both webhooks look up the pod's ServiceAccount for pull secrets (kustodia reuses it for ${PULL_SECRET_TTL_MS / 1000} s).\n`,
       );
       const lookupRows: string[][] = [];
       const coldRow = ["cold, one at a time"];

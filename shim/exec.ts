@@ -20,7 +20,10 @@ export interface AppCommand {
 
 function executable(candidate: string): "yes" | "no" | "denied" {
   try {
-    if (!statSync(candidate).isFile()) return "denied";
+    // PATH entries without the command are the common case: told without an exception (identity.ts says why).
+    const stats = statSync(candidate, { throwIfNoEntry: false });
+    if (stats === undefined) return "no";
+    if (!stats.isFile()) return "denied";
     accessSync(candidate, constants.X_OK);
     return "yes";
   } catch (error) {

@@ -7,7 +7,7 @@
 //    `kubernetes.io.pod.name`; older tokens name the namespace and ServiceAccount only.
 // The token is decoded, not verified: it is the file the kubelet gave this container, as trusted as
 // the env. Only the claims named above are read, and the token itself goes nowhere.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { ShimEnv } from "../common/contract.ts";
 import type { PodPlaceholder } from "../common/reference.ts";
 import type { Environment } from "./config.ts";
@@ -55,6 +55,9 @@ export function tokenClaims(jwt: string): TokenClaims {
 }
 
 function readClaims(tokenFile: string): TokenClaims {
+  // No mounted token is common: told without an exception (an error walks the stack, and at start
+  // that walk can wait on V8's compiler threads).
+  if (!existsSync(tokenFile)) return {};
   try {
     return tokenClaims(readFileSync(tokenFile, "utf8"));
   } catch {

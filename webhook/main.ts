@@ -1,43 +1,14 @@
 // kustodia-webhook: reads its settings, wires the pieces together and serves until SIGTERM.
-import type { AgentOptions } from "node:https";
-import { type Cluster, KubeConfig } from "@kubernetes/client-node";
 import { VERSION } from "../common/version.ts";
 import { createImageLookup } from "./images.ts";
 import { createLogger } from "./logger.ts";
 import { createMetrics } from "./metrics.ts";
-import { createPullSecretReader } from "./pull-secrets.ts";
+import type { PullSecretReader } from "./pull-secrets.ts";
 import { createRegistryClient } from "./registry/client.ts";
 import { createApp, startServer } from "./server.ts";
 import { loadSettings, SettingsError } from "./settings.ts";
 
 const EX_CONFIG = 78;
-
-function pullSecretKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault();
-  if (!kubeConfig.getCurrentCluster()) throw new Error("no cluster in the kubeconfig");
-  return reuseConnections(kubeConfig);
-}
-
-/**
- * client-node 2.x makes a new undici Agent for every API call, so each pull-secret read opened a new
- * TLS connection to the apiserver (and left it behind): a handshake per admission that looks up an
- * image. One Agent per distinct TLS setting keeps the connections alive and reused. createDispatcher
- * is not in client-node's typings; should a release rename it, calls just go back to a new Agent each.
- */
-function reuseConnections(kubeConfig: KubeConfig): KubeConfig {
-  type CreateDispatcher = (cluster: Cluster | null, options: AgentOptions) => unknown;
-  const internals = kubeConfig as unknown as { createDispatcher?: CreateDispatcher };
-  const create = internals.createDispatcher?.bind(kubeConfig);
-  if (!create) return kubeConfig;
-  const dispatchers = new Map<string, unknown>();
-  internals.createDispatcher = (cluster, options) => {
-    const key = JSON.stringify([cluster?.name, kubeConfig.createDispatcherOptions(cluster, options)]);
-    if (!dispatchers.has(key)) dispatchers.set(key, create(cluster, options));
-    return dispatchers.get(key);
-  };
-  return kubeConfig;
-}
 
 async function main(): Promise<void> {
   let settings: ReturnType<typeof loadSettings>;
@@ -51,8 +22,10 @@ async function main(): Promise<void> {
   const log = createLogger(settings.logLevel);
   const metrics = createMetrics();
 
-  let pullSecrets: ReturnType<typeof createPullSecretReader> | undefined;
+  let pullSecrets: PullSecretReader | undefined;
   if (settings.pullSecrets) {
+    // Loaded only when used: the Kubernetes client is the larger part of the webhook's memory.
+    const { createPullSecretReader, pullSecretKubeConfig } = await import("./pull-secrets.ts");
     try {
       pullSecrets = createPullSecretReader(pullSecretKubeConfig());
     } catch (error) {

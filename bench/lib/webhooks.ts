@@ -129,7 +129,15 @@ export function kustodiaWebhook(program: string, name = "kustodia", extraEnv: Re
         ...(infra.registry
           ? { KUSTODIA_REGISTRY_PLAIN_HTTP: infra.registry.plain.host, KUSTODIA_REGISTRY_ALLOWED_NETWORKS: "127.0.0.0/8" }
           : {}),
-        ...(infra.kube ? { KUBECONFIG: infra.kube.kubeconfig } : { KUSTODIA_PULL_SECRETS: "false" }),
+        // Pull secrets are lent only to a caller with the kube-apiserver's client certificate: the
+        // bench's lookups present it (loadgen.ts), so kustodia reads them as in a cluster.
+        ...(infra.kube
+          ? {
+              KUBECONFIG: infra.kube.kubeconfig,
+              KUSTODIA_CLIENT_CA_FILE: infra.kube.webhookClient.caFile,
+              KUSTODIA_CLIENT_ALLOWED_NAMES: infra.kube.webhookClient.name,
+            }
+          : { KUSTODIA_PULL_SECRETS: "false" }),
         ...extraEnv,
       };
       const child = launch(name, process.execPath, [program], env, logFile);

@@ -2,7 +2,9 @@
 // file; approle: role_id and secret_id files; token: a token file), shared by every read, and — while
 // the shim stays resident for rotation — renewed before it expires, or replaced by a new login when it
 // cannot be renewed any more. Credentials are read from their files at each login (projected
-// ServiceAccount tokens rotate) and kept only in memory.
+// ServiceAccount tokens rotate) and kept only in memory. A token from a file is there at once: Vault's
+// lookup-self, which confirms it (and tells its TTL), runs beside the first requests made with it
+// instead of one round trip before them, and a refusal there is what those requests end with.
 import { ShimEnv } from "../../common/contract.ts";
 import type { VaultConfig } from "../config.ts";
 import type { Log } from "../log.ts";
@@ -21,6 +23,19 @@ interface Lease {
 }
 
 const expiry = (ttl: number, from = Date.now()) => (ttl > 0 ? from + ttl * 1000 : undefined);
+
+/** A token to make requests with. */
+export interface SessionToken {
+  token: string;
+  /** When the shim got it (epoch ms). */
+  issuedAt: number;
+  /**
+   * Vault's confirmation of the token, with its expiry: settled at once after a login; for a token
+   * file, when lookup-self answers. Rejects with Vault's refusal, which then stands for whatever the
+   * requests made with the token met.
+   */
+  confirmed: Promise<{ expiresAt?: number }>;
+}
 
 /** Shortest wait between renewal attempts, and the retry delay after a failed one. */
 const RENEW_RETRY_MS = 10_000;
@@ -42,8 +57,8 @@ export class VaultSession {
   readonly #api: VaultApi;
   readonly #vault: VaultConfig;
   readonly #log: Log;
-  #lease: Promise<Lease> | undefined;
-  /** The lease #lease resolved to, once it has. */
+  #session: Promise<SessionToken> | undefined;
+  /** The confirmed lease of #session, once Vault has confirmed it. */
   #current: Lease | undefined;
   #renewal: NodeJS.Timeout | undefined;
   #resident = false;
@@ -60,27 +75,44 @@ export class VaultSession {
     return describeLogin(this.#vault);
   }
 
-  /** The current token, logging in first when there is none. */
-  async token(timeoutMs: number): Promise<{ token: string; issuedAt: number; expiresAt?: number }> {
-    this.#lease ??= this.#login(timeoutMs).then(
-      (lease) => {
-        this.#current = lease;
-        this.#schedule(lease);
-        return lease;
-      },
-      (error: unknown) => {
-        this.#lease = undefined;
-        throw error;
-      },
-    );
-    return this.#lease;
+  /** The current token, logging in first when there is none. A refused login or token is forgotten. */
+  token(timeoutMs: number): Promise<SessionToken> {
+    if (this.#session) return this.#session;
+    const session = this.#open(timeoutMs);
+    this.#session = session;
+    const forgetIfRefused = () => {
+      if (this.#session === session) this.#session = undefined;
+    };
+    session.then((opened) => opened.confirmed.catch(forgetIfRefused), forgetIfRefused);
+    return session;
+  }
+
+  async #open(timeoutMs: number): Promise<SessionToken> {
+    if (this.#vault.authMethod !== "token") {
+      const lease = await this.#login(timeoutMs);
+      return { token: lease.token, issuedAt: lease.issuedAt, confirmed: this.#adopt(Promise.resolve(lease)) };
+    }
+    const token = readCredential(this.#vault.tokenFile ?? "", ShimEnv.vaultTokenFile);
+    this.#log.redact(token);
+    return { token, issuedAt: Date.now(), confirmed: this.#adopt(this.#lookupToken(token, timeoutMs)) };
+  }
+
+  /** The lease becomes the current one (renewed while resident) once it is confirmed. */
+  #adopt(lease: Promise<Lease>): Promise<Lease> {
+    const adopted = lease.then((confirmed) => {
+      this.#current = confirmed;
+      this.#schedule(confirmed);
+      return confirmed;
+    });
+    adopted.catch(() => {}); // handled by token() and by whoever awaits the confirmation
+    return adopted;
   }
 
   /** Drops `token` after Vault refused it (expired or revoked), so the next call logs in again. */
   forget(token: string): void {
     if (this.#current?.token !== token) return;
     this.#current = undefined;
-    this.#lease = undefined;
+    this.#session = undefined;
     this.#retired(Date.now());
   }
 
@@ -105,7 +137,6 @@ export class VaultSession {
 
   async #login(timeoutMs: number): Promise<Lease> {
     const vault = this.#vault;
-    if (vault.authMethod === "token") return this.#lookupToken(readCredential(vault.tokenFile ?? "", ShimEnv.vaultTokenFile), timeoutMs);
     let body: Record<string, string>;
     if (vault.authMethod === "approle") {
       body = { role_id: readCredential(vault.roleIdFile ?? "", ShimEnv.vaultRoleIdFile) };
@@ -130,7 +161,6 @@ export class VaultSession {
 
   /** A token from a file: looked up for its TTL (renewal), refused when Vault does not know it. */
   async #lookupToken(token: string, timeoutMs: number): Promise<Lease> {
-    this.#log.redact(token);
     const answer = await this.#api.call("GET", "auth/token/lookup-self", { token, timeoutMs });
     const data = (answer.json as { data?: { ttl?: unknown; renewable?: unknown } } | undefined)?.data;
     if (answer.status !== 200 || data === undefined) {
@@ -165,8 +195,8 @@ export class VaultSession {
           return;
         }
       }
-      this.#lease = undefined;
-      await this.token(timeoutMs);
+      this.#session = undefined;
+      await (await this.token(timeoutMs)).confirmed;
       this.#log.debug("vault token replaced by a new login");
       this.#retired(lease.expiresAt ?? Date.now());
     } catch (error) {

@@ -14,7 +14,7 @@ import type { Log } from "../log.ts";
 import { errorSummary } from "./http.ts";
 import { type Lease, type LeaseIssuer, type ReadOptions, type Secret, type SecretSource, SourceError } from "./source.ts";
 import { createVaultApi, type VaultApi } from "./vault-api.ts";
-import { VaultSession } from "./vault-auth.ts";
+import { type SessionToken, VaultSession } from "./vault-auth.ts";
 import { encodePath, fieldText } from "./vault-encoding.ts";
 
 type VaultAnswer = Awaited<ReturnType<VaultApi["call"]>>;
@@ -38,6 +38,23 @@ function isKvV2Answer(answer: VaultAnswer): boolean {
   if (answer.status !== 200) return false;
   const data = (answer.json as { data?: { data?: unknown; metadata?: { version?: unknown } | null } } | undefined)?.data;
   return typeof data?.data === "object" && typeof data.metadata?.version === "number";
+}
+
+interface Confirmed<T> {
+  value: T;
+  /** When the token that `value` was had with expires unless renewed (epoch ms). */
+  tokenExpiresAt?: number;
+}
+
+/**
+ * `call` with the token, beside Vault's confirmation of the token. Vault's refusal of the token is the
+ * error whatever `call` met: it is what the call would have met had it waited for the confirmation.
+ */
+async function confirmedCall<T>(session: SessionToken, call: (token: string) => Promise<T>): Promise<Confirmed<T>> {
+  const [outcome, confirmed] = await Promise.allSettled([call(session.token), session.confirmed]);
+  if (confirmed.status === "rejected") throw confirmed.reason;
+  if (outcome.status === "rejected") throw outcome.reason;
+  return { value: outcome.value, ...(confirmed.value.expiresAt === undefined ? {} : { tokenExpiresAt: confirmed.value.expiresAt }) };
 }
 
 export class VaultSource implements SecretSource, LeaseIssuer {
@@ -70,31 +87,33 @@ export class VaultSource implements SecretSource, LeaseIssuer {
     return this.#session.keepAlive();
   }
 
-  read(reference: SecretReference, options: ReadOptions): Promise<Secret> {
-    return this.#withToken(options, (token) => this.#readWith(token, reference, options));
+  async read(reference: SecretReference, options: ReadOptions): Promise<Secret> {
+    return (await this.#withToken(options, (token) => this.#readWith(token, reference, options))).value;
   }
 
-  issue(reference: IssuedReference, options: ReadOptions): Promise<Secret> {
-    return this.#withToken(options, async (token, tokenExpiresAt) => {
+  async issue(reference: IssuedReference, options: ReadOptions): Promise<Secret> {
+    const { value: secret, tokenExpiresAt } = await this.#withToken(options, async (token) => {
       const { issue } = await import("./vault-issue.ts");
-      const secret = await issue(this.#api, token, reference, options, this.#log);
-      if (!secret.info.lease) return secret;
-      // Vault revokes a token's leases with the token.
-      this.#leased = true;
-      return tokenExpiresAt === undefined ? secret : { ...secret, info: { ...secret.info, tokenExpiresAt } };
+      return issue(this.#api, token, reference, options, this.#log);
     });
+    if (!secret.info.lease) return secret;
+    // Vault revokes a token's leases with the token.
+    this.#leased = true;
+    return tokenExpiresAt === undefined ? secret : { ...secret, info: { ...secret.info, tokenExpiresAt } };
   }
 
   async renew(lease: Lease, incrementS: number, options: ReadOptions): Promise<number> {
-    return this.#withToken(options, async (token) => {
+    const renewed = await this.#withToken(options, async (token) => {
       const { renewLease } = await import("./vault-issue.ts");
       return renewLease(this.#api, token, lease, incrementS, options);
     });
+    return renewed.value;
   }
 
   async release(options: ReadOptions): Promise<void> {
     if (!this.#leased || this.#vault.authMethod === "token") return;
-    const { token } = await this.#session.token(options.timeoutMs);
+    const { token, confirmed } = await this.#session.token(options.timeoutMs);
+    await confirmed;
     const answer = await this.#api.call("POST", "auth/token/revoke-self", { token, body: {}, timeoutMs: options.timeoutMs });
     if (answer.status !== 204 && answer.status !== 200)
       throw new SourceError("denied", `revoking the shim's vault token: HTTP ${answer.status}`);
@@ -106,18 +125,18 @@ export class VaultSource implements SecretSource, LeaseIssuer {
   }
 
   /** Runs `call` with the session's token; a token from before the call that Vault refuses is replaced by a new login, once. */
-  async #withToken<T>(options: ReadOptions, call: (token: string, tokenExpiresAt: number | undefined) => Promise<T>): Promise<T> {
+  async #withToken<T>(options: ReadOptions, call: (token: string) => Promise<T>): Promise<Confirmed<T>> {
     const started = Date.now();
     const first = await this.#session.token(options.timeoutMs);
     try {
-      return await call(first.token, first.expiresAt);
+      return await confirmedCall(first, call);
     } catch (error) {
       // A token from before this call may have expired or been revoked: log in again, once.
       const stale = first.issuedAt < started;
       if (!(error instanceof SourceError && error.kind === "denied" && stale)) throw error;
       this.#session.forget(first.token);
       const second = await this.#session.token(options.timeoutMs);
-      return call(second.token, second.expiresAt);
+      return confirmedCall(second, call);
     }
   }
 

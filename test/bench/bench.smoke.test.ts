@@ -30,7 +30,7 @@ async function bench(script: string, args: string[]): Promise<string> {
   return stdout;
 }
 
-describe.skipIf(skipWithout("openbao", "registry", "node", "helm"))("benchmarks (smoke run)", () => {
+describe.skipIf(skipWithout("openbao", "registry", "node", "helm", "kube"))("benchmarks (smoke run)", () => {
   it.runIf(isRoot || inCI)("npm run bench -- --quick --no-peers writes RESULTS.md with every table", { timeout: 600_000 }, async () => {
     const out = join(dir, "RESULTS.md");
     await bench("run.ts", ["--quick", "--no-peers", "--out", out]);
@@ -45,6 +45,7 @@ describe.skipIf(skipWithout("openbao", "registry", "node", "helm"))("benchmarks 
       "### Shim: peak RSS and CPU time per start",
       "### Shim: size",
       "### Pod start on the real node: create → app running",
+      "### Scale: pods created through the kube-apiserver",
     ]) {
       expect(results).toContain(heading);
     }

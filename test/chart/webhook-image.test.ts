@@ -1,8 +1,9 @@
 // webhook/Dockerfile cannot be built here (no container engine). What can be proven is checked: the
 // build stage's COPY lines bring in everything `npm run build` needs to bundle the webhook (the
-// stage is replayed in a temporary directory), that bundle serves on its own — copied alone into an
-// empty directory, as the runtime stage does, run by the pinned Node with the chart's env — and the
-// Dockerfile runs that file as the non-root user the chart expects, on the Node pinned in package.json.
+// stage is replayed in a temporary directory), that bundle serves on its own — copied with its chunks
+// (main.js*) into an empty directory, as the runtime stage does, run by the pinned Node with the
+// chart's env — and the Dockerfile runs that file as the non-root user the chart expects, on the Node
+// pinned in package.json.
 import { execFile } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -53,7 +54,9 @@ describe.skipIf(skipWithout("helm"))("the webhook image's build and runtime stag
 
       const app = join(root, "app");
       mkdirSync(join(app, "dist", "webhook"), { recursive: true });
-      copyFileSync(join(source, BUNDLE), join(app, BUNDLE));
+      // What the runtime stage copies: `main.js*`, the bundle and the chunks it loads on use.
+      for (const name of readdirSync(join(source, "dist", "webhook")).filter((name) => name.startsWith("main.js")))
+        copyFileSync(join(source, "dist", "webhook", name), join(app, "dist", "webhook", name));
       const ca = await makeCertificateAuthority(root, "image");
       const leaf = await makeLeafCertificate(ca, root, "image", ["IP:127.0.0.1"]);
       const objects = await renderChart(service("helm").binary, { release: "kustodia", namespace: "kustodia", kubeVersion: "1.30.0" });

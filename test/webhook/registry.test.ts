@@ -23,6 +23,7 @@ import { type RegistryEndpoint, registryFetch } from "../infra/registry.ts";
 import { startTcpProxy, type TcpProxy } from "../infra/tcp-proxy.ts";
 import { cacheDir } from "../infra/up.ts";
 import { INTERNAL_TOKEN, startHostileRegistry, startInternalService } from "./hostile-registry.ts";
+import { testRegistrySettings } from "./registry-settings.ts";
 
 const registry = () => service("registry");
 const plainHost = () => registry().plain.host;
@@ -44,24 +45,7 @@ afterEach(async () => {
   await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
 });
 
-function settings(overrides: Partial<RegistrySettings>): RegistrySettings {
-  return {
-    plainHttp: [plainHost()],
-    mirrors: {},
-    timeoutMs: 5000,
-    cacheTtlMs: 60_000,
-    cacheSize: 100,
-    concurrency: 8,
-    hostConcurrency: 8,
-    admissionConcurrency: 8,
-    // The test registries run on loopback, which the webhook refuses unless told otherwise.
-    allowedNetworks: ["127.0.0.0/8"],
-    tokenRealmHosts: [],
-    defaultPlatform: { os: "linux", architecture: "amd64" },
-    caFile: registry().secure.caFile,
-    ...overrides,
-  };
-}
+const settings = testRegistrySettings;
 
 interface TestClient {
   client: RegistryClient;
