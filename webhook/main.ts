@@ -25,9 +25,11 @@ async function main(): Promise<void> {
   let pullSecrets: PullSecretReader | undefined;
   if (settings.pullSecrets) {
     // Loaded only when used: the Kubernetes client is the larger part of the webhook's memory.
-    const { createPullSecretReader, pullSecretKubeConfig } = await import("./pull-secrets.ts");
+    const { connectEarly, createPullSecretReader, pullSecretKubeConfig } = await import("./pull-secrets.ts");
     try {
-      pullSecrets = createPullSecretReader(pullSecretKubeConfig());
+      const kubeConfig = pullSecretKubeConfig();
+      pullSecrets = createPullSecretReader(kubeConfig);
+      void connectEarly(kubeConfig);
     } catch (error) {
       log.warn({ error: (error as Error).message }, "pull-secret lookup is off: no usable Kubernetes client configuration");
     }

@@ -10,7 +10,7 @@
 // reused credentials reads them afresh (images.ts), so a rotated password is used at once; a deleted
 // pull secret is still lent for at most the TTL, as a namespace's opt-in label is trusted for its own.
 import type { AgentOptions } from "node:https";
-import { type Cluster, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { type Cluster, CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
 import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from "../common/contract.ts";
 import { arrayAt, type JsonObject, objectAt, stringAt } from "./pod.ts";
 import { createTtlLru } from "./registry/cache.ts";
@@ -96,6 +96,19 @@ function reuseConnections(kubeConfig: KubeConfig): KubeConfig {
     return dispatchers.get(key);
   };
   return kubeConfig;
+}
+
+/**
+ * Opens the connection to the apiserver before the first admission needs it (a GET of /version, which
+ * every authenticated client may read): the first image lookup would otherwise pay the TLS handshake
+ * and the client's first request. Failures are ignored: the admissions that need the API say why.
+ */
+export async function connectEarly(kubeConfig: KubeConfig): Promise<void> {
+  try {
+    await kubeConfig.makeApiClient(VersionApi).getCode();
+  } catch {
+    // Told by the first pull-secret read instead.
+  }
 }
 
 export function createPullSecretReader(kubeConfig: KubeConfig, now: () => number = Date.now): PullSecretReader {
