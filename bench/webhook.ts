@@ -24,7 +24,15 @@ import { admissionReview, type ContainerSpec, commandContainers, realisticPod } 
 import { cpuTimeMs, loadAverage, rssMiB, sampleRss } from "./lib/proc.ts";
 import { pushFreshImages } from "./lib/registry-images.ts";
 import { fixed, median, quantile, ratio, shuffled, table } from "./lib/stats.ts";
-import { bankVaultsWebhook, httpsPost, kustodiaWebhook, type RunningWebhook, throwawayTls, type WebhookContender } from "./lib/webhooks.ts";
+import {
+  bankVaultsWebhook,
+  httpsPost,
+  imageNodeFlags,
+  kustodiaWebhook,
+  type RunningWebhook,
+  throwawayTls,
+  type WebhookContender,
+} from "./lib/webhooks.ts";
 import { ensureWrk, runWrk, type WrkResult } from "./lib/wrk.ts";
 
 const { values: options } = parseArgs({
@@ -33,7 +41,11 @@ const { values: options } = parseArgs({
     seconds: { type: "string", default: "5" },
     concurrency: { type: "string", default: "1,16,64" },
     "cold-pods": { type: "string", default: "40" },
-    /** `name=file[,KEY=VALUE...]`: another build or setting of kustodia's webhook to measure beside (before/after comparisons). */
+    /**
+     * `name=file[,KEY=VALUE...][,node-flags=<flags>]`: another build or setting of kustodia's webhook to measure beside
+     * (before/after comparisons). KEY=VALUE goes to its env; node-flags (space-separated, may be empty) replaces the
+     * Node flags of the image's ENTRYPOINT.
+     */
     "extra-program": { type: "string", multiple: true, default: [] },
     ...COMMON_OPTIONS,
   },
@@ -182,10 +194,13 @@ async function main(): Promise<void> {
       ...options["extra-program"].map((spec) => {
         const [program = "", ...settings] = spec.split(",");
         const [name = "", file = ""] = program.split("=");
-        const env = Object.fromEntries(
-          settings.map((setting) => [setting.slice(0, setting.indexOf("=")), setting.slice(setting.indexOf("=") + 1)]),
-        );
-        return kustodiaWebhook(file === "" ? WEBHOOK_BUNDLE : resolve(file), name, env);
+        const pairs = settings.map((setting) => [setting.slice(0, setting.indexOf("=")), setting.slice(setting.indexOf("=") + 1)]);
+        const flags = pairs.find(([key]) => key === "node-flags")?.[1];
+        return kustodiaWebhook(file === "" ? WEBHOOK_BUNDLE : resolve(file), {
+          name,
+          env: Object.fromEntries(pairs.filter(([key]) => key !== "node-flags")),
+          ...(flags === undefined ? {} : { nodeFlags: flags.split(" ").filter((flag) => flag !== "") }),
+        });
       }),
       ...(peer ? [bankVaultsWebhook(peer)] : []),
     ];
@@ -389,7 +404,7 @@ async function main(): Promise<void> {
       print("\n(ENTRYPOINT lookups not measured: the test registry is unavailable.)");
     }
     print(
-      `\nkustodia: \`node ${WEBHOOK_BUNDLE.replace(`${resolve(".")}/`, "")}\` (Node ${process.versions.node}), log level info to a file; ${
+      `\nkustodia: \`node ${[...imageNodeFlags(), WEBHOOK_BUNDLE.replace(`${resolve(".")}/`, "")].join(" ")}\` (the image's ENTRYPOINT) (Node ${process.versions.node}), log level info to a file; ${
         theirs
           ? `Bank-Vaults vault-secrets-webhook ${PEER_VERSIONS["vault-secrets-webhook"]} (go build, CGO off), LOG_LEVEL=info, JSON logs to a file`
           : "Bank-Vaults not measured"

@@ -1,14 +1,16 @@
 // Starts the webhooks under comparison on loopback over HTTPS with one throwaway CA: kustodia's
-// built bundle (node dist/webhook/main.js, as the chart runs it) and Bank-Vaults'
+// built bundle (node <flags> dist/webhook/main.js, the ENTRYPOINT of its image) and Bank-Vaults'
 // vault-secrets-webhook. Both log at info level into a file, as a container runtime would keep it.
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { parseFinalStage } from "../../scripts/dockerfile.ts";
 import { freePort } from "../../test/infra/proc.ts";
 import { makeCertificateAuthority, makeLeafCertificate } from "../../test/infra/tls.ts";
 import type { InfraCoordinates } from "../../test/infra/types.ts";
+import { REPO } from "./build.ts";
 import type { ReferenceStyle } from "./pods.ts";
 
 export interface Tls {
@@ -109,8 +111,26 @@ async function waitReady(name: string, child: ChildProcess, logFile: string, rea
   throw new Error(`${name} did not get ready within 30 s:\n${readFileSync(logFile, "utf8").slice(-3000)}`);
 }
 
-/** kustodia's webhook: `node <program>` (default the bundle `npm run build` wrote), with `extraEnv` on top of the bench's settings. */
-export function kustodiaWebhook(program: string, name = "kustodia", extraEnv: Record<string, string> = {}): WebhookContender {
+/** The Node flags the webhook image runs its bundle with: the words between `node` and the bundle in webhook/Dockerfile's ENTRYPOINT. */
+export function imageNodeFlags(): string[] {
+  const entrypoint = parseFinalStage(readFileSync(join(REPO, "webhook", "Dockerfile"), "utf8")).entrypoint ?? [];
+  const bundle = entrypoint.indexOf("dist/webhook/main.js");
+  if (bundle < 1)
+    throw new Error(`webhook/Dockerfile: the ENTRYPOINT ${JSON.stringify(entrypoint)} is not \`node [flags] dist/webhook/main.js\``);
+  return entrypoint.slice(1, bundle);
+}
+
+export interface KustodiaSettings {
+  name?: string;
+  /** On top of the bench's settings. */
+  env?: Record<string, string>;
+  /** Node flags before the program; default the image's (imageNodeFlags). */
+  nodeFlags?: string[];
+}
+
+/** kustodia's webhook: `node <flags> <program>` (default the bundle `npm run build` wrote) as its image runs it. */
+export function kustodiaWebhook(program: string, settings: KustodiaSettings = {}): WebhookContender {
+  const { name = "kustodia", env: extraEnv = {}, nodeFlags = imageNodeFlags() } = settings;
   return {
     name,
     style: "kustodia",
@@ -140,7 +160,7 @@ export function kustodiaWebhook(program: string, name = "kustodia", extraEnv: Re
           : { KUSTODIA_PULL_SECRETS: "false" }),
         ...extraEnv,
       };
-      const child = launch(name, process.execPath, [program], env, logFile);
+      const child = launch(name, process.execPath, [...nodeFlags, program], env, logFile);
       let port = 0;
       await waitReady(name, child, logFile, async () => {
         port = Number(/"listen":"[^"]*:(\d+)"/.exec(readFileSync(logFile, "utf8"))?.[1] ?? 0);
