@@ -404,7 +404,7 @@ async function main(): Promise<void> {
       print("\n(ENTRYPOINT lookups not measured: the test registry is unavailable.)");
     }
     print(
-      `\nkustodia: \`node ${[...imageNodeFlags(), WEBHOOK_BUNDLE.replace(`${resolve(".")}/`, "")].join(" ")}\` (the image's ENTRYPOINT) (Node ${process.versions.node}), log level info to a file; ${
+      `\nkustodia: \`node ${[...imageNodeFlags(), WEBHOOK_BUNDLE.replace(`${resolve(".")}/`, "")].join(" ")}\` (the image's ENTRYPOINT; Node ${process.versions.node}), log level info to a file; ${
         theirs
           ? `Bank-Vaults vault-secrets-webhook ${PEER_VERSIONS["vault-secrets-webhook"]} (go build, CGO off), LOG_LEVEL=info, JSON logs to a file`
           : "Bank-Vaults not measured"
