@@ -101,3 +101,14 @@ export function parseFinalStage(dockerfile: string): FinalStage {
   }
   return stage;
 }
+
+/**
+ * The words an exec-form ENTRYPOINT puts between its program and `script` (`node --flag … script`):
+ * the interpreter's flags. Throws when the ENTRYPOINT does not run `script`.
+ */
+export function entrypointFlags(stage: FinalStage, script: string): string[] {
+  const entrypoint = stage.entrypoint ?? [];
+  const at = entrypoint.indexOf(script);
+  if (at < 1) throw new DockerfileError(`ENTRYPOINT ${JSON.stringify(entrypoint)}: does not run ${script}`);
+  return entrypoint.slice(1, at);
+}

@@ -6,7 +6,7 @@ import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseFinalStage } from "../../scripts/dockerfile.ts";
+import { entrypointFlags, parseFinalStage } from "../../scripts/dockerfile.ts";
 import { freePort } from "../../test/infra/proc.ts";
 import { makeCertificateAuthority, makeLeafCertificate } from "../../test/infra/tls.ts";
 import type { InfraCoordinates } from "../../test/infra/types.ts";
@@ -111,13 +111,9 @@ async function waitReady(name: string, child: ChildProcess, logFile: string, rea
   throw new Error(`${name} did not get ready within 30 s:\n${readFileSync(logFile, "utf8").slice(-3000)}`);
 }
 
-/** The Node flags the webhook image runs its bundle with: the words between `node` and the bundle in webhook/Dockerfile's ENTRYPOINT. */
+/** The Node flags the webhook image runs its bundle with: those of webhook/Dockerfile's ENTRYPOINT. */
 export function imageNodeFlags(): string[] {
-  const entrypoint = parseFinalStage(readFileSync(join(REPO, "webhook", "Dockerfile"), "utf8")).entrypoint ?? [];
-  const bundle = entrypoint.indexOf("dist/webhook/main.js");
-  if (bundle < 1)
-    throw new Error(`webhook/Dockerfile: the ENTRYPOINT ${JSON.stringify(entrypoint)} is not \`node [flags] dist/webhook/main.js\``);
-  return entrypoint.slice(1, bundle);
+  return entrypointFlags(parseFinalStage(readFileSync(join(REPO, "webhook", "Dockerfile"), "utf8")), "dist/webhook/main.js");
 }
 
 export interface KustodiaSettings {

@@ -2,7 +2,7 @@
 // build stage's COPY lines bring in everything `npm run build` needs to bundle the webhook (the
 // stage is replayed in a temporary directory), that bundle serves on its own — copied with its chunks
 // (main.js*) into an empty directory, as the runtime stage does, run by the pinned Node with the
-// chart's env — and the Dockerfile runs that file as the non-root user the chart expects, on the Node
+// ENTRYPOINT's Node flags and the chart's env — and the Dockerfile runs that file as the non-root user the chart expects, on the Node
 // pinned in package.json.
 import { execFile } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { entrypointFlags, parseFinalStage } from "../../scripts/dockerfile.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { firstStage, replayCopyLines } from "../infra/dockerfile.ts";
 import { freePort } from "../infra/proc.ts";
@@ -20,12 +21,15 @@ import { findObject, localWebhookEnv, renderChart, repoRoot } from "./chart.ts";
 const execFileAsync = promisify(execFile);
 const dockerfile = readFileSync(join(repoRoot, "webhook", "Dockerfile"), "utf8");
 const BUNDLE = "dist/webhook/main.js";
+const NODE_FLAGS = entrypointFlags(parseFinalStage(dockerfile), BUNDLE);
 
 describe("webhook/Dockerfile", () => {
   it("runs the bundle `npm run build` writes, as 65532, with no version of its own", () => {
     expect(readFileSync(join(repoRoot, "scripts", "build.ts"), "utf8")).toContain(`outfile: "${BUNDLE}"`);
     expect(dockerfile).toMatch(/^RUN npm run build\b/m);
-    expect(dockerfile).toContain(`ENTRYPOINT ["/usr/local/bin/node", "${BUNDLE}"]`);
+    // `node [Node flags] <bundle>`; the flags are read from here by the benchmark too (bench/lib/webhooks.ts).
+    expect(parseFinalStage(dockerfile).entrypoint).toEqual(["/usr/local/bin/node", ...NODE_FLAGS, BUNDLE]);
+    for (const flag of NODE_FLAGS) expect(flag).toMatch(/^--[a-z-]+(=\S+)?$/);
     expect(dockerfile).toMatch(/^USER 65532:65532$/m);
     // The Node version comes from package.json's `node` devDependency, never written twice.
     expect(dockerfile).toContain(`require("./package.json").devDependencies.node`);
@@ -66,9 +70,12 @@ describe.skipIf(skipWithout("helm"))("the webhook image's build and runtime stag
       const webhook = await startWebhook({
         env: localWebhookEnv(objects, configFile, await freePort()),
         tls: { caFile: ca.certFile, certFile: leaf.certFile, keyFile: leaf.keyFile },
-        program: { file: BUNDLE, cwd: app },
+        program: { file: BUNDLE, cwd: app, nodeFlags: NODE_FLAGS },
       });
       expect((await webhook.get("/healthz")).status).toBe(200);
+      // The image's Node flags are taken (a flag this Node rejects would have stopped it before /healthz).
+      const argv = readFileSync(`/proc/${webhook.process.pid}/cmdline`, "utf8").split("\0");
+      expect(argv.slice(1, 2 + NODE_FLAGS.length)).toEqual([...NODE_FLAGS, BUNDLE]);
       expect((await webhook.get("/readyz")).status).toBe(200);
       expect(await webhook.stop()).toBe(0);
       expect(readdirSync(app, { recursive: true }).sort()).toEqual(before);

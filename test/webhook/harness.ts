@@ -37,8 +37,8 @@ export interface WebhookOptions {
   env?: Record<string, string>;
   /** Serve with this TLS material (e.g. what the Helm chart made) instead of a throwaway CA's. */
   tls?: { caFile: string; certFile: string; keyFile: string };
-  /** Run this file (e.g. the built bundle) from `cwd` instead of webhook/main.ts from the checkout. */
-  program?: { file: string; cwd: string };
+  /** Run this file (e.g. the built bundle) from `cwd`, with these Node flags, instead of webhook/main.ts from the checkout. */
+  program?: { file: string; cwd: string; nodeFlags?: string[] };
 }
 
 async function throwawayTls(dir: string): Promise<{ caFile: string; certFile: string; keyFile: string }> {
@@ -88,19 +88,23 @@ export async function startWebhook(options: WebhookOptions = {}): Promise<Runnin
   const dir = mkdtempSync(join(tmpdir(), "kustodia-webhook-"));
   const tls = options.tls ?? (await throwawayTls(dir));
   const lines: string[] = [];
-  const child = spawn(process.execPath, [options.program?.file ?? join(repoRoot, "webhook", "main.ts")], {
-    cwd: options.program?.cwd ?? repoRoot,
-    env: {
-      PATH: process.env.PATH ?? "",
-      KUSTODIA_LISTEN: "127.0.0.1:0",
-      KUSTODIA_TLS_CERT_FILE: tls.certFile,
-      KUSTODIA_TLS_KEY_FILE: tls.keyFile,
-      KUSTODIA_SHIM_IMAGE: "registry.example/kustodia/shim:test",
-      KUSTODIA_LOG_LEVEL: "debug",
-      ...options.env,
+  const child = spawn(
+    process.execPath,
+    [...(options.program?.nodeFlags ?? []), options.program?.file ?? join(repoRoot, "webhook", "main.ts")],
+    {
+      cwd: options.program?.cwd ?? repoRoot,
+      env: {
+        PATH: process.env.PATH ?? "",
+        KUSTODIA_LISTEN: "127.0.0.1:0",
+        KUSTODIA_TLS_CERT_FILE: tls.certFile,
+        KUSTODIA_TLS_KEY_FILE: tls.keyFile,
+        KUSTODIA_SHIM_IMAGE: "registry.example/kustodia/shim:test",
+        KUSTODIA_LOG_LEVEL: "debug",
+        ...options.env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
     },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  );
   const collect = (stream: NodeJS.ReadableStream | null) => {
     let partial = "";
     stream?.setEncoding("utf8");
