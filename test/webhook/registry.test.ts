@@ -22,7 +22,7 @@ import { freePort, startDaemon, stopDaemon, waitUntil } from "../infra/proc.ts";
 import { type RegistryEndpoint, registryFetch } from "../infra/registry.ts";
 import { startTcpProxy, type TcpProxy } from "../infra/tcp-proxy.ts";
 import { cacheDir } from "../infra/up.ts";
-import { INTERNAL_TOKEN, startHostileRegistry, startInternalService } from "./hostile-registry.ts";
+import { startInternalService } from "./internal-service.ts";
 import { testRegistrySettings } from "./registry-settings.ts";
 
 const registry = () => service("registry");
@@ -510,7 +510,9 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient under attack (#13
     expectConfig(await client.imageConfig(reference, { credentials: mirrorSecret }), { entrypoint: image("private").entrypoint });
   });
 
-  // Item 4: the token realm, the registry's own address, and what denials say.
+  // Item 4: the token realm, the registry's own address, and what denials say. The registry is the
+  // real one (distribution) with its token realm set where an attacker's would point; the internal
+  // service counts connections, so the webhook cannot have fetched its token, nor handed it on.
   describe("#13.4 server-side request forgery", () => {
     it.each([
       {
@@ -518,14 +520,13 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient under attack (#13
         realm: (port: number) => `http://127.0.0.1:${port}/latest/meta-data/iam?role=x`,
       },
       { name: "an https realm on another host", realm: (port: number) => `https://localhost:${port}/token` },
-    ])("never follows $name, nor hands its token to the registry", async ({ realm }) => {
+    ])("never follows $name that a real registry names as its token realm", async ({ realm }) => {
       const internal = await startInternalService();
-      const hostile = await startHostileRegistry(() => realm(internal.port));
+      const hostile = await startRealmRegistry(realm(internal.port));
       try {
         const { client, lookupLog } = newClient({ plainHttp: [hostile.host] });
         const result = await client.imageConfig(`${hostile.host}/team/app:1`, anonymous);
-        expect(internal.connections()).toBe(0);
-        expect(hostile.authorizations.join(" ")).not.toContain(INTERNAL_TOKEN);
+        expect(internal.connections(), "connections the webhook made to the internal service").toBe(0);
         expectHidden(result, lookupLog, "the token endpoint");
       } finally {
         await Promise.all([hostile.close(), internal.close()]);
@@ -639,8 +640,8 @@ interface TokenRegistry {
 /** The token registry's images: `public/app` anyone may pull, `private/app` only TOKEN_USER. */
 const BEARER_IMAGES = { public: "public/app", private: "private/app" };
 
-async function startTokenRegistry(): Promise<TokenRegistry> {
-  const dir = mkdtempSync(join(tmpdir(), "kustodia-token-registry-"));
+/** dir/key.pem and dir/cert.pem: the key tokens are signed with, and the certificate distribution checks them against. */
+async function createTokenSigningKey(dir: string): Promise<void> {
   await execFileAsync(
     "openssl",
     ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"].concat([
@@ -652,6 +653,25 @@ async function startTokenRegistry(): Promise<TokenRegistry> {
       "/CN=kustodia-token-test",
     ]),
   );
+}
+
+/** A real registry (distribution, token auth) whose Bearer challenges name `realm` as the token endpoint. */
+async function startRealmRegistry(realm: string): Promise<{ host: string; close(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), "kustodia-realm-registry-"));
+  await createTokenSigningKey(dir);
+  const daemon = await startDistribution(dir, realm);
+  return {
+    host: daemon.host,
+    async close() {
+      await stopDaemon(daemon.pid);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startTokenRegistry(): Promise<TokenRegistry> {
+  const dir = mkdtempSync(join(tmpdir(), "kustodia-token-registry-"));
+  await createTokenSigningKey(dir);
   const signer = {
     key: readFileSync(join(dir, "key.pem"), "utf8"),
     x5c: new X509Certificate(readFileSync(join(dir, "cert.pem"))).raw.toString("base64"),

@@ -1,16 +1,7 @@
-// A FAKE registry, on purpose: it lies the way an attacker's registry would (a real one cannot be
-// made to), answering every request with 401 and a Bearer challenge whose realm points where the
-// test says (the cloud metadata service, another host). Next to it, an "internal service" on
-// loopback that hands out a token to whoever asks, and counts who connected. Loopback only.
+// A FAKE of an internal service (a cloud metadata endpoint, which cannot run here): on loopback, it
+// hands a token to whoever asks and counts who connected. The registry-path SSRF tests (#13 item 4)
+// point a real registry's token realm at it: any connection means the webhook followed the realm.
 import { createServer, type Server } from "node:http";
-
-export interface HostileRegistry {
-  /** `127.0.0.1:<port>` */
-  host: string;
-  /** Authorization headers the registry received (a leaked internal token would show up here). */
-  authorizations: string[];
-  close(): Promise<void>;
-}
 
 export interface InternalService {
   /** `127.0.0.1:<port>` */
@@ -21,18 +12,8 @@ export interface InternalService {
   close(): Promise<void>;
 }
 
-/** The token an internal service hands out: it must never reach the hostile registry. */
+/** The token the internal service hands out. */
 export const INTERNAL_TOKEN = "INTERNAL-METADATA-CREDENTIAL";
-
-export async function startHostileRegistry(realm: () => string): Promise<HostileRegistry> {
-  const authorizations: string[] = [];
-  const server = createServer((request, response) => {
-    if (request.headers.authorization) authorizations.push(request.headers.authorization);
-    response.writeHead(401, { "www-authenticate": `Bearer realm="${realm()}",service="hostile"` }).end();
-  });
-  const port = await listen(server);
-  return { host: `127.0.0.1:${port}`, authorizations, close: () => close(server) };
-}
 
 export async function startInternalService(): Promise<InternalService> {
   let connections = 0;
