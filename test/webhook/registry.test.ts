@@ -545,6 +545,29 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient under attack (#13
       expectHidden(result, lookupLog, "loopback address");
     });
 
+    it("never follows a real registry's blob redirect to an address outside the allowed networks", async () => {
+      // distribution's redirect storage middleware answers a blob GET with 307 to its base URL: here
+      // 127.0.0.2, outside the allowed 127.0.0.1/32, where a server counts who connects.
+      const inside = await startInternalService("127.0.0.2");
+      const dir = mkdtempSync(join(tmpdir(), "kustodia-redirect-registry-"));
+      const redirecting = await startDistribution(dir, undefined, {
+        middleware: { storage: [{ name: "redirect", options: { baseurl: `http://${inside.host}/` } }] },
+      });
+      try {
+        const reference = await pushImageWithConfig({ url: `http://${redirecting.host}`, host: redirecting.host }, "team/app", {
+          config: { Entrypoint: ["/app"] },
+        });
+        const { client, lookupLog } = newClient({ allowedNetworks: ["127.0.0.1/32"], plainHttp: [redirecting.host] });
+        const result = await client.imageConfig(reference, anonymous);
+        expect(inside.connections(), "connections the webhook made to the redirect target").toBe(0);
+        expectHidden(result, lookupLog, "127.0.0.2 is a loopback address");
+      } finally {
+        await stopDaemon(redirecting.pid);
+        await inside.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it("tells the pod nothing that tells an open port from a closed one", async () => {
       const closed = `127.0.0.1:${await freePort()}`;
       const open = plainHost();
@@ -773,7 +796,12 @@ function answerTokenRequest(
   });
 }
 
-async function startDistribution(dir: string, realm: string): Promise<{ host: string; pid: number }> {
+/** A real registry (distribution) storing under `dir`: token auth with `realm` (dir/cert.pem checks the tokens), or anonymous. */
+async function startDistribution(
+  dir: string,
+  realm: string | undefined,
+  extra: Record<string, unknown> = {},
+): Promise<{ host: string; pid: number }> {
   const [binary = ""] = await runInstallScript("install-registry.sh", cacheDir());
   const host = `127.0.0.1:${await freePort()}`;
   const config = {
@@ -781,7 +809,8 @@ async function startDistribution(dir: string, realm: string): Promise<{ host: st
     log: { level: "warn" },
     storage: { filesystem: { rootdirectory: join(dir, "data") } },
     http: { addr: host, secret: randomBytes(16).toString("hex") },
-    auth: { token: { realm, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER, rootcertbundle: join(dir, "cert.pem") } },
+    ...(realm ? { auth: { token: { realm, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER, rootcertbundle: join(dir, "cert.pem") } } } : {}),
+    ...extra,
   };
   writeFileSync(join(dir, "config.yml"), JSON.stringify(config));
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("REGISTRY_")));
@@ -795,7 +824,7 @@ async function startDistribution(dir: string, realm: string): Promise<{ host: st
   await waitUntil(
     daemon,
     "GET /v2/ to answer 401",
-    async () => (await registryFetch({ url: `http://${host}` }, "/v2/")).status === 401,
+    async () => (await registryFetch({ url: `http://${host}` }, "/v2/")).status === (realm ? 401 : 200),
     30_000,
   );
   return { host, pid: daemon.pid };
