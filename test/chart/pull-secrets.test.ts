@@ -36,6 +36,10 @@ const systemNamespace = `kustodia-pull-${suffix}`;
 const victim = `victim-${suffix}`;
 /** Holds the same pull secret, is in the chart's RBAC list, but never opted in. */
 const notOptedIn = `plain-${suffix}`;
+/** Opted in and holds the same pull secret, but is not in the chart's RBAC list. */
+const unlisted = `unlisted-${suffix}`;
+/** The chart's ServiceAccount's token: what the webhook reads the API with. */
+let webhookToken = "";
 
 let dir: string;
 let webhook: RunningWebhook | undefined;
@@ -111,6 +115,7 @@ async function webhookEnvFromChart(port: number): Promise<Record<string, string>
     { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
   );
   expect(issued.status).toBe(201);
+  webhookToken = issued.body.status.token;
   const kubeconfig = join(dir, "webhook.kubeconfig");
   writeFileSync(
     kubeconfig,
@@ -134,6 +139,7 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
     for (const [namespace, labels] of [
       [victim, { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE }],
       [notOptedIn, {}],
+      [unlisted, { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE }],
     ] as const) {
       await ensureObject(kube, namespaceObject(namespace, labels));
       await ensureObject(kube, { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "app", namespace } });
@@ -219,6 +225,18 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
     expect(String(nowhere.json.response.status.message).replaceAll(absent, "<ns>")).toBe(
       String(answer.json.response.status.message).replaceAll(notOptedIn, "<ns>"),
     );
+  });
+
+  it("the chart's RBAC lets the webhook read pull secrets only in the listed namespaces, so an unlisted one lends none", async () => {
+    const kube = service("kube");
+    const read = (path: string) => kubeRequest(kube, "GET", path, undefined, webhookToken);
+    expect((await read(`/api/v1/namespaces/${victim}/secrets/regcred`)).status).toBe(200);
+    expect((await read(`/api/v1/namespaces/${unlisted}/secrets/regcred`)).status).toBe(403);
+    expect((await read(`/api/v1/namespaces/${unlisted}/serviceaccounts/app`)).status).toBe(403);
+    expect((await read(`/api/v1/namespaces/${unlisted}`)).status).toBe(403);
+    const answer = await postReview(unlisted, optedInPod("unlisted", "regcred"), true);
+    expect(patchText(answer)).not.toContain(privateImage().entrypoint[0]);
+    expect(answer.json.response.allowed).toBe(false);
   });
 
   it("tells a missing Secret and ServiceAccount in the same words as unreadable ones", async () => {
