@@ -383,7 +383,13 @@ function writeReport(
     table(["pod", "p50 ms", "p95 ms", "added over bare, p50 ms", "written to the node per pod, MiB"], rows),
     "",
   ];
-  const summary: Record<string, number> = { bareP50: bare50 };
+  const mib = (contender: Contender) => (contenders.includes(contender) ? (bytes.get(contender) ?? 0) / 1024 / 1024 : Number.NaN);
+  const summary: Record<string, number> = {
+    bareP50: bare50,
+    copyMiB: mib("kustodia copy"),
+    imageVolumeMiB: mib("kustodia image-volume"),
+    peerMiB: mib("Bank-Vaults"),
+  };
   if (contenders.includes("Bank-Vaults")) {
     const bv = added("Bank-Vaults");
     lines.push(
