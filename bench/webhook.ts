@@ -32,7 +32,7 @@ const { values: options } = parseArgs({
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     concurrency: { type: "string", default: "1,16,64" },
-    "cold-pods": { type: "string", default: "40" },
+    "cold-pods": { type: "string", default: "200" },
     /** `name=file[,KEY=VALUE...]`: another build or setting of kustodia's webhook to measure beside (before/after comparisons). */
     "extra-program": { type: "string", multiple: true, default: [] },
     ...COMMON_OPTIONS,
