@@ -108,9 +108,8 @@ function targets({ webhook, shim, pods, scale }: Summaries): string {
     [0, 5, 1.5],
     [1, 0, 1.5],
     [1, 5, 1.5],
-    [10, 0, 1],
+    // "stay ahead": where vault-env's one-after-another reads fall behind (on loopback they do not).
     [10, 5, 1],
-    [50, 0, 1],
     [50, 5, 1],
   ];
   for (const [secrets, latency, limit] of shimTargets) {
