@@ -20,7 +20,8 @@ import {
 import { VERSION } from "../../common/version.ts";
 import { etcdctl } from "../flow/cluster.ts";
 import { service, skipWithout } from "../infra/coords.ts";
-import { kubeRequest } from "../infra/kube-api.ts";
+import { kubeRequest, serviceAccountToken } from "../infra/kube-api.ts";
+import { openbaoCall } from "../infra/openbao-api.ts";
 import { freePort } from "../infra/proc.ts";
 import { runShim } from "../shim/harness.ts";
 import { type RunningWebhook, startWebhook } from "../webhook/harness.ts";
@@ -58,26 +59,12 @@ let webhook: RunningWebhook | undefined;
 let webhookStartEnv: Record<string, string>;
 let tls: { caFile: string; certFile: string; keyFile: string };
 
-async function bao(method: string, path: string, body?: unknown, token = service("openbao").rootToken) {
-  const response = await fetch(`${service("openbao").addr}/v1/${path}`, {
-    method,
-    headers: { "x-vault-token": token, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  // biome-ignore lint/suspicious/noExplicitAny: OpenBao answers are read field by field below
-  return { status: response.status, body: (text ? JSON.parse(text) : {}) as Record<string, any> };
+function bao(method: string, path: string, body?: unknown, token = service("openbao").rootToken) {
+  return openbaoCall({ addr: service("openbao").addr, token }, method, path, body);
 }
 
-async function serviceAccountToken(namespace: string, name: string): Promise<string> {
-  const issued = await kubeRequest<{ status: { token: string } }>(
-    service("kube"),
-    "POST",
-    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
-    { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 600 } },
-  );
-  expect(issued.status).toBe(201);
-  return issued.body.status.token;
+function tokenOf(namespace: string, name: string): Promise<string> {
+  return serviceAccountToken(service("kube"), namespace, name);
 }
 
 function appPod(name: string, annotations: Record<string, string>, secretRef = reference): KubeObject {
@@ -127,7 +114,7 @@ async function runLikeKubelet(pod: KubeObject, containerName: string) {
   };
   expect(container.command[0]).toBe(SHIM_PATH);
   const tokenFile = join(dir, `${pod.metadata.name}-token`);
-  writeFileSync(tokenFile, await serviceAccountToken(pod.metadata.namespace as string, pod.spec.serviceAccountName), { mode: 0o600 });
+  writeFileSync(tokenFile, await tokenOf(pod.metadata.namespace as string, pod.spec.serviceAccountName), { mode: 0o600 });
   const env: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin", KUSTODIA_SA_TOKEN_FILE: tokenFile };
   for (const item of container.env) if (item.value !== undefined) env[item.name] = item.value;
   // test/shim/harness.ts runs `<the pinned node> shim/main.ts -- <command>`: the stored command after its "/kustodia/kustodia-shim --".
@@ -343,15 +330,15 @@ describe.skipIf(skipWithout("kube", "helm", "openbao", "registry"))("kustodia th
 
   it("6. OpenBao's kubernetes auth accepts a TokenRequest token of the bound ServiceAccount only", async () => {
     const mount = service("openbao").kubernetesAuthMount;
-    const bound = await bao("POST", `auth/${mount}/login`, { role, jwt: await serviceAccountToken(appNamespace, "app") }, "");
+    const bound = await bao("POST", `auth/${mount}/login`, { role, jwt: await tokenOf(appNamespace, "app") }, "");
     expect(bound.status).toBe(200);
     expect(bound.body.auth.metadata).toMatchObject({ service_account_name: "app", service_account_namespace: appNamespace });
     const read = await bao("GET", `${service("openbao").kvV2Mount}/data/${secretPath}`, undefined, bound.body.auth.client_token);
     expect(read.status).toBe(200);
 
-    const otherAccount = await bao("POST", `auth/${mount}/login`, { role, jwt: await serviceAccountToken(appNamespace, "other") }, "");
+    const otherAccount = await bao("POST", `auth/${mount}/login`, { role, jwt: await tokenOf(appNamespace, "other") }, "");
     expect(otherAccount.status).toBe(403);
-    const otherNamespace = await bao("POST", `auth/${mount}/login`, { role, jwt: await serviceAccountToken(plainNamespace, "app") }, "");
+    const otherNamespace = await bao("POST", `auth/${mount}/login`, { role, jwt: await tokenOf(plainNamespace, "app") }, "");
     expect(otherNamespace.status).toBe(403);
   });
 

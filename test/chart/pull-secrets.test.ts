@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Annotations, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SHIM_PATH } from "../../common/contract.ts";
 import { service, skipWithout } from "../infra/coords.ts";
-import { kubeRequest } from "../infra/kube-api.ts";
+import { serviceAccountToken } from "../infra/kube-api.ts";
 import { freePort } from "../infra/proc.ts";
 import { type HttpAnswer, podCreateReview, type RunningWebhook, readAnswer, startWebhook } from "../webhook/harness.ts";
 import {
@@ -104,13 +104,7 @@ async function webhookEnvFromChart(port: number): Promise<Record<string, string>
     if (value.startsWith("/etc/kustodia/config/")) env[name] = join(dir, value.slice("/etc/kustodia/config/".length));
 
   const account = (objects.find((object) => object.kind === "ServiceAccount") as KubeObject).metadata.name;
-  const issued = await kubeRequest<{ status: { token: string } }>(
-    kube,
-    "POST",
-    `/api/v1/namespaces/${systemNamespace}/serviceaccounts/${account}/token`,
-    { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
-  );
-  expect(issued.status).toBe(201);
+  const token = await serviceAccountToken(kube, systemNamespace, account, { expirationSeconds: 3600 });
   const kubeconfig = join(dir, "webhook.kubeconfig");
   writeFileSync(
     kubeconfig,
@@ -118,7 +112,7 @@ async function webhookEnvFromChart(port: number): Promise<Record<string, string>
       apiVersion: "v1",
       kind: "Config",
       clusters: [{ name: "test", cluster: { server: kube.server, "certificate-authority": kube.caFile } }],
-      users: [{ name: "webhook", user: { token: issued.body.status.token } }],
+      users: [{ name: "webhook", user: { token } }],
       contexts: [{ name: "test", context: { cluster: "test", user: "webhook" } }],
       "current-context": "test",
     }),

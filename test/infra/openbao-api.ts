@@ -1,0 +1,56 @@
+// The OpenBao HTTP API as the tests and benchmarks call it: one client for setup calls (which throw on
+// an error answer) and for calls whose status a test asserts.
+import type { OpenBaoCoordinates } from "./types.ts";
+
+/** Whom a call goes to and as whom: the server, the token (empty: none) and an optional namespace. */
+export interface OpenBaoTarget {
+  addr: string;
+  token: string;
+  namespace?: string;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: OpenBao's answers are deep JSON, read field by field by the callers
+export type BaoBody = Record<string, any>;
+
+/** The test OpenBao with its root token (setup only). */
+export function asRoot(openbao: Pick<OpenBaoCoordinates, "addr" | "rootToken">): OpenBaoTarget {
+  return { addr: openbao.addr, token: openbao.rootToken };
+}
+
+export interface BaoAnswer {
+  status: number;
+  /** The JSON answer; `{}` when empty or not JSON. */
+  body: BaoBody;
+  text: string;
+}
+
+/** A call whatever its answer. */
+export async function openbaoCall(target: OpenBaoTarget, method: string, path: string, body?: unknown): Promise<BaoAnswer> {
+  const response = await fetch(`${target.addr}/v1/${path}`, {
+    method,
+    headers: {
+      ...(target.token ? { "X-Vault-Token": target.token } : {}),
+      ...(target.namespace ? { "X-Vault-Namespace": target.namespace } : {}),
+      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: parseJson(text), text };
+}
+
+function parseJson(text: string): BaoBody {
+  try {
+    return text === "" ? {} : (JSON.parse(text) as BaoBody);
+  } catch {
+    return {};
+  }
+}
+
+/** A setup call: the JSON body (`{}` when empty); throws with OpenBao's error messages on a non-2xx answer. */
+export async function openbaoApi(target: OpenBaoTarget, method: string, path: string, body?: unknown): Promise<BaoBody> {
+  const answer = await openbaoCall(target, method, path, body);
+  if (answer.status < 200 || answer.status > 299)
+    throw new Error(`OpenBao ${method} /v1/${path}: HTTP ${answer.status} ${answer.text.trim()}`);
+  return answer.body;
+}
