@@ -53,8 +53,8 @@ export async function runDirect(env: Record<string, string>, command: string[]):
   return { code, signal, stdout: running.stdout(), stderr: running.stderr(), pid: running.pid, durationMs: Date.now() - began };
 }
 
-function startProcess(argv: string[], env: Record<string, string>, cwd?: string): RunningShim {
-  const child = spawn(argv[0] as string, argv.slice(1), { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
+/** What a child with piped stdout and stderr has written so far, as text. */
+export function collectOutput(child: ChildProcess): { stdout: () => string; stderr: () => string } {
   let stdout = "";
   let stderr = "";
   child.stdout?.on("data", (chunk: Buffer) => {
@@ -63,19 +63,25 @@ function startProcess(argv: string[], env: Record<string, string>, cwd?: string)
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr += chunk.toString("utf8");
   });
+  return { stdout: () => stdout, stderr: () => stderr };
+}
+
+function startProcess(argv: string[], env: Record<string, string>, cwd?: string): RunningShim {
+  const child = spawn(argv[0] as string, argv.slice(1), { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
+  const output = collectOutput(child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on("close", (code, signal) => resolve({ code, signal }));
   });
   const waitFor = async (predicate: (text: string) => boolean, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;
-    while (!predicate(stdout)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for the app; stdout:\n${stdout}\nstderr:\n${stderr}`);
+    while (!predicate(output.stdout())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for the app; stdout:\n${output.stdout()}\nstderr:\n${output.stderr()}`);
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
-    return stdout;
+    return output.stdout();
   };
   if (child.pid === undefined) throw new Error("could not spawn the shim");
-  return { child, pid: child.pid, stdout: () => stdout, stderr: () => stderr, waitFor, exited };
+  return { child, pid: child.pid, ...output, waitFor, exited };
 }
 
 export async function runShim(env: Record<string, string>, command: string[], cwd?: string): Promise<ShimRun> {
