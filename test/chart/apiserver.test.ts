@@ -18,12 +18,11 @@ import {
   SHIM_PATH,
 } from "../../common/contract.ts";
 import { VERSION } from "../../common/version.ts";
-import { etcdctl } from "../flow/cluster.ts";
+import { containerOf, etcdctl, startInjected, storedPod } from "../flow/cluster.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { kubeRequest, serviceAccountToken } from "../infra/kube-api.ts";
 import { openbaoCall } from "../infra/openbao-api.ts";
 import { freePort } from "../infra/proc.ts";
-import { runShim } from "../shim/harness.ts";
 import { type RunningWebhook, startWebhook } from "../webhook/harness.ts";
 import {
   chartDir,
@@ -83,12 +82,6 @@ async function createPod(namespace: string, pod: KubeObject, options: { dryRun?:
   return createObject(service("kube"), { ...pod, metadata: { ...pod.metadata, namespace } }, options);
 }
 
-async function storedPod(namespace: string, name: string): Promise<KubeObject> {
-  const { status, body } = await kubeRequest<KubeObject>(service("kube"), "GET", `/api/v1/namespaces/${namespace}/pods/${name}`);
-  expect(status).toBe(200);
-  return body;
-}
-
 async function mutatingWebhookConfiguration(change: (configuration: KubeObject) => void): Promise<void> {
   const kube = service("kube");
   const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${release}-kustodia`;
@@ -98,33 +91,12 @@ async function mutatingWebhookConfiguration(change: (configuration: KubeObject) 
   expect(replaced.status, statusMessage(replaced.body)).toBe(200);
 }
 
-/**
- * Runs a stored pod's container as a kubelet would: its command, args and env from the stored pod,
- * the pod's ServiceAccount token in a file. Two stand-ins, because no kubelet or container image
- * runs here: `/kustodia/kustodia-shim` is replaced by `<the pinned node> shim/main.ts` (the runtime
- * the kustodia-install init container would have copied to /kustodia), and the token file's path is
- * given by KUSTODIA_SA_TOKEN_FILE instead of the kubelet's mount at
- * /var/run/secrets/kubernetes.io/serviceaccount/token. PATH stands for the image's ENV.
- */
+/** Runs a stored pod's container as a kubelet would (test/flow/cluster.ts), to its end; PATH stands for the image's ENV. */
 async function runLikeKubelet(pod: KubeObject, containerName: string) {
-  const container = (pod.spec.containers as KubeObject[]).find((item) => item.name === containerName) as unknown as {
-    command: string[];
-    args?: string[];
-    env: { name: string; value?: string }[];
-  };
-  expect(container.command[0]).toBe(SHIM_PATH);
-  const tokenFile = join(dir, `${pod.metadata.name}-token`);
-  writeFileSync(tokenFile, await tokenOf(pod.metadata.namespace as string, pod.spec.serviceAccountName), { mode: 0o600 });
-  const env: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin", KUSTODIA_SA_TOKEN_FILE: tokenFile };
-  for (const item of container.env) if (item.value !== undefined) env[item.name] = item.value;
-  // test/shim/harness.ts runs `<the pinned node> shim/main.ts -- <command>`: the stored command after its "/kustodia/kustodia-shim --".
-  expect(container.command[1]).toBe("--");
-  const command = [...container.command.slice(2), ...(container.args ?? [])];
-  try {
-    return { command, ...(await runShim(env, command)) };
-  } finally {
-    rmSync(tokenFile, { force: true });
-  }
+  const stored = containerOf(pod, containerName);
+  const running = await startInjected(pod, containerName, { dir, base: { PATH: "/usr/local/bin:/usr/bin:/bin" }, cwd: dir });
+  const { code } = await running.exited;
+  return { command: [...stored.command, ...(stored.args ?? [])], code, stdout: running.stdout(), stderr: running.stderr() };
 }
 
 async function startChartWebhook(): Promise<RunningWebhook> {
