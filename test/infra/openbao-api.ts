@@ -1,5 +1,7 @@
 // The OpenBao HTTP API as the tests and benchmarks call it: one client for setup calls (which throw on
 // an error answer) and for calls whose status a test asserts.
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import type { OpenBaoCoordinates } from "./types.ts";
 
 /** Whom a call goes to and as whom: the server, the token (empty: none) and an optional namespace. */
@@ -7,6 +9,8 @@ export interface OpenBaoTarget {
   addr: string;
   token: string;
   namespace?: string;
+  /** The CA to trust for an https `addr` (else the system's). */
+  ca?: Buffer;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: OpenBao's answers are deep JSON, read field by field by the callers
@@ -24,19 +28,27 @@ export interface BaoAnswer {
   text: string;
 }
 
-/** A call whatever its answer. */
+/** A call whatever its answer (node:http/https, since fetch cannot take a CA without undici). */
 export async function openbaoCall(target: OpenBaoTarget, method: string, path: string, body?: unknown): Promise<BaoAnswer> {
-  const response = await fetch(`${target.addr}/v1/${path}`, {
-    method,
-    headers: {
-      ...(target.token ? { "X-Vault-Token": target.token } : {}),
-      ...(target.namespace ? { "X-Vault-Namespace": target.namespace } : {}),
-      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
+  const url = new URL(`/v1/${path}`, target.addr);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers: Record<string, string> = {
+    ...(target.token ? { "X-Vault-Token": target.token } : {}),
+    ...(target.namespace ? { "X-Vault-Namespace": target.namespace } : {}),
+    ...(payload === undefined ? {} : { "Content-Type": "application/json", "Content-Length": String(Buffer.byteLength(payload)) }),
+  };
+  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+  const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const request = send(url, { method, headers, ca: target.ca }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+      response.on("error", reject);
+    });
+    request.on("error", reject);
+    request.end(payload);
   });
-  const text = await response.text();
-  return { status: response.status, body: parseJson(text), text };
+  return { status, body: parseJson(text), text };
 }
 
 function parseJson(text: string): BaoBody {
