@@ -25,18 +25,18 @@ import { openbaoCall } from "../infra/openbao-api.ts";
 import { freePort } from "../infra/proc.ts";
 import { type RunningWebhook, startWebhook } from "../webhook/harness.ts";
 import {
-  chartDir,
   chartTlsFiles,
   createObject,
   ensureObject,
   helm,
+  helmRelease,
   type KubeObject,
   localWebhookEnv,
   namespaceObject,
   parseObjects,
   podObject,
   statusMessage,
-  valuesArgs,
+  type Values,
 } from "./chart.ts";
 
 const suffix = randomBytes(3).toString("hex");
@@ -131,7 +131,7 @@ describe.skipIf(skipWithout("kube", "helm", "openbao", "registry"))("kustodia th
         await ensureObject(kube, { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace } });
     }
 
-    const values = valuesArgs({
+    const values: Values = {
       webhook: {
         url: `https://127.0.0.1:${port}/mutate`,
         // The apiserver is shared with other tests: match this test's namespaces only.
@@ -151,17 +151,8 @@ describe.skipIf(skipWithout("kube", "helm", "openbao", "registry"))("kustodia th
           timeout: "20s",
         },
       },
-    });
-    try {
-      const installed = await helm(
-        service("helm").binary,
-        ["install", release, chartDir, "--namespace", systemNamespace, "--create-namespace", ...values.args],
-        kube,
-      );
-      expect(installed.code, installed.stderr).toBe(0);
-    } finally {
-      values.cleanup();
-    }
+    };
+    await helmRelease({ helm: service("helm").binary, kube }, "install", release, systemNamespace, values);
 
     // The TLS pair the chart made, from the apiserver, for the webhook to serve with.
     tls = await chartTlsFiles(kube, release, systemNamespace, dir);

@@ -17,17 +17,17 @@ import { serviceAccountToken } from "../infra/kube-api.ts";
 import { freePort } from "../infra/proc.ts";
 import { type HttpAnswer, podCreateReview, type RunningWebhook, readAnswer, startWebhook } from "../webhook/harness.ts";
 import {
-  chartDir,
   chartTlsFiles,
   createObject,
   ensureObject,
   helm,
+  helmRelease,
   type KubeObject,
   localWebhookEnv,
   namespaceObject,
   parseObjects,
   statusMessage,
-  valuesArgs,
+  type Values,
 } from "./chart.ts";
 
 const suffix = randomBytes(3).toString("hex");
@@ -133,7 +133,7 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
       await ensureObject(kube, { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "app", namespace } });
       await ensureObject(kube, dockerConfigSecret(namespace));
     }
-    const values = valuesArgs({
+    const values: Values = {
       webhook: {
         url: `https://127.0.0.1:${port}/mutate`,
         extraNamespaceSelectorExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: [victim, notOptedIn] }],
@@ -150,17 +150,8 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
       shim: { defaults: { backend: "vault", vaultAddr: "https://vault.example:8200", vaultAuthMethod: "kubernetes" } },
       // The policy is another test's subject; it would only add a second reason to some refusals here.
       validatingAdmissionPolicy: { enabled: false },
-    });
-    try {
-      const installed = await helm(
-        service("helm").binary,
-        ["install", release, chartDir, "--namespace", systemNamespace, "--create-namespace", ...values.args],
-        kube,
-      );
-      expect(installed.code, installed.stderr).toBe(0);
-    } finally {
-      values.cleanup();
-    }
+    };
+    await helmRelease({ helm: service("helm").binary, kube }, "install", release, systemNamespace, values);
     const tls = await chartTlsFiles(kube, release, systemNamespace, dir);
     webhook = await startWebhook({ env: await webhookEnvFromChart(port), tls });
   });
