@@ -13,21 +13,21 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Annotations, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SHIM_PATH } from "../../common/contract.ts";
 import { service, skipWithout } from "../infra/coords.ts";
-import { kubeRequest } from "../infra/kube-api.ts";
+import { kubeRequest, serviceAccountToken } from "../infra/kube-api.ts";
 import { freePort } from "../infra/proc.ts";
 import { type HttpAnswer, podCreateReview, type RunningWebhook, readAnswer, startWebhook } from "../webhook/harness.ts";
 import {
-  chartDir,
   chartTlsFiles,
   createObject,
   ensureObject,
   helm,
+  helmRelease,
   type KubeObject,
   localWebhookEnv,
   namespaceObject,
   parseObjects,
   statusMessage,
-  valuesArgs,
+  type Values,
 } from "./chart.ts";
 
 const suffix = randomBytes(3).toString("hex");
@@ -108,14 +108,8 @@ async function webhookEnvFromChart(port: number): Promise<Record<string, string>
     if (value.startsWith("/etc/kustodia/config/")) env[name] = join(dir, value.slice("/etc/kustodia/config/".length));
 
   const account = (objects.find((object) => object.kind === "ServiceAccount") as KubeObject).metadata.name;
-  const issued = await kubeRequest<{ status: { token: string } }>(
-    kube,
-    "POST",
-    `/api/v1/namespaces/${systemNamespace}/serviceaccounts/${account}/token`,
-    { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
-  );
-  expect(issued.status).toBe(201);
-  webhookToken = issued.body.status.token;
+  const token = await serviceAccountToken(kube, systemNamespace, account, { expirationSeconds: 3600 });
+  webhookToken = token;
   const kubeconfig = join(dir, "webhook.kubeconfig");
   writeFileSync(
     kubeconfig,
@@ -123,7 +117,7 @@ async function webhookEnvFromChart(port: number): Promise<Record<string, string>
       apiVersion: "v1",
       kind: "Config",
       clusters: [{ name: "test", cluster: { server: kube.server, "certificate-authority": kube.caFile } }],
-      users: [{ name: "webhook", user: { token: issued.body.status.token } }],
+      users: [{ name: "webhook", user: { token } }],
       contexts: [{ name: "test", context: { cluster: "test", user: "webhook" } }],
       "current-context": "test",
     }),
@@ -145,7 +139,7 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
       await ensureObject(kube, { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "app", namespace } });
       await ensureObject(kube, dockerConfigSecret(namespace));
     }
-    const values = valuesArgs({
+    const values: Values = {
       webhook: {
         url: `https://127.0.0.1:${port}/mutate`,
         extraNamespaceSelectorExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: [victim, notOptedIn] }],
@@ -162,17 +156,8 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
       shim: { defaults: { backend: "vault", vaultAddr: "https://vault.example:8200", vaultAuthMethod: "kubernetes" } },
       // The policy is another test's subject; it would only add a second reason to some refusals here.
       validatingAdmissionPolicy: { enabled: false },
-    });
-    try {
-      const installed = await helm(
-        service("helm").binary,
-        ["install", release, chartDir, "--namespace", systemNamespace, "--create-namespace", ...values.args],
-        kube,
-      );
-      expect(installed.code, installed.stderr).toBe(0);
-    } finally {
-      values.cleanup();
-    }
+    };
+    await helmRelease({ helm: service("helm").binary, kube }, "install", release, systemNamespace, values);
     const tls = await chartTlsFiles(kube, release, systemNamespace, dir);
     webhook = await startWebhook({ env: await webhookEnvFromChart(port), tls });
   });
