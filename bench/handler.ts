@@ -13,7 +13,8 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_RUNTIME_DIR } from "../scripts/build-runtime.ts";
 import { RuntimeFile } from "../shim/runtime/layout.ts";
-import { kubeRequest } from "../test/infra/kube-api.ts";
+import { ensureServiceAccount, serviceAccountToken } from "../test/infra/kube-api.ts";
+import { asRoot, openbaoApi } from "../test/infra/openbao-api.ts";
 import type { KubeCoordinates, OpenBaoCoordinates } from "../test/infra/types.ts";
 import { ensureBuilt } from "./lib/build.ts";
 import { execTimer, type TimedStart, timedStart } from "./lib/exec-timer.ts";
@@ -62,24 +63,15 @@ async function kubernetesLogin(
   policy: string,
 ): Promise<{ role: string; token: string }> {
   const name = `kbench-probe-${randomBytes(4).toString("hex")}`;
-  await kubeRequest(kube, "POST", "/api/v1/namespaces", { metadata: { name } });
-  await kubeRequest(kube, "POST", `/api/v1/namespaces/${name}/serviceaccounts`, { metadata: { name: "probe" } });
-  const issued = await kubeRequest<{ status: { token: string } }>(kube, "POST", `/api/v1/namespaces/${name}/serviceaccounts/probe/token`, {
-    spec: { expirationSeconds: 3600 },
+  await ensureServiceAccount(kube, name, "probe");
+  const token = await serviceAccountToken(kube, name, "probe", { expirationSeconds: 3600 });
+  await openbaoApi(asRoot(openbao), "POST", `auth/${openbao.kubernetesAuthMount}/role/${name}`, {
+    bound_service_account_names: ["probe"],
+    bound_service_account_namespaces: [name],
+    token_policies: [policy],
+    token_ttl: "1m",
   });
-  if (issued.status !== 201) throw new Error(`TokenRequest: HTTP ${issued.status}`);
-  const response = await fetch(`${openbao.addr}/v1/auth/${openbao.kubernetesAuthMount}/role/${name}`, {
-    method: "POST",
-    headers: { "x-vault-token": openbao.rootToken, "content-type": "application/json" },
-    body: JSON.stringify({
-      bound_service_account_names: ["probe"],
-      bound_service_account_namespaces: [name],
-      token_policies: [policy],
-      token_ttl: "1m",
-    }),
-  });
-  if (!response.ok) throw new Error(`OpenBao role ${name}: HTTP ${response.status} ${await response.text()}`);
-  return { role: name, token: issued.body.status.token };
+  return { role: name, token };
 }
 
 async function main(): Promise<void> {

@@ -7,7 +7,7 @@
 // (test/fixtures/node-app/report.c --time), which is compared to the moment before the POST. Also
 // the bytes each delivery writes to the node's disk per pod (the emptyDir the injector fills).
 //
-//   npx node bench/pod-start.ts [--rounds 20] [--no-peers] [--summary file.json]
+//   npx node bench/pod-start.ts [--rounds 40] [--no-peers] [--summary file.json]
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -30,7 +30,7 @@ import { fixed, quantile, ratio, shuffled, table } from "./lib/stats.ts";
 
 const { values: options } = parseArgs({
   options: {
-    rounds: { type: "string", default: "20" },
+    rounds: { type: "string", default: "40" },
     quick: { type: "boolean", default: false },
     "no-peers": { type: "boolean", default: false },
     "no-build": { type: "boolean", default: false },
@@ -383,7 +383,13 @@ function writeReport(
     table(["pod", "p50 ms", "p95 ms", "added over bare, p50 ms", "written to the node per pod, MiB"], rows),
     "",
   ];
-  const summary: Record<string, number> = { bareP50: bare50 };
+  const mib = (contender: Contender) => (contenders.includes(contender) ? (bytes.get(contender) ?? 0) / 1024 / 1024 : Number.NaN);
+  const summary: Record<string, number> = {
+    bareP50: bare50,
+    copyMiB: mib("kustodia copy"),
+    imageVolumeMiB: mib("kustodia image-volume"),
+    peerMiB: mib("Bank-Vaults"),
+  };
   if (contenders.includes("Bank-Vaults")) {
     const bv = added("Bank-Vaults");
     lines.push(

@@ -9,7 +9,7 @@
 // The test services have no scheduler or kubelet: pods stay unscheduled, and are deleted at the end
 // with their namespaces and the webhook configurations.
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -212,6 +212,18 @@ async function main(): Promise<void> {
     );
     const ours = rows.find((row) => row.name === "kustodia");
     const theirs = rows.find((row) => row.name !== "kustodia");
+    if (options.summary) {
+      const cell = (row: typeof ours, index: number) => (row ? Number(row.cells[index]) : Number.NaN);
+      writeFileSync(
+        options.summary,
+        JSON.stringify({
+          podsPerSecond: cell(ours, 2),
+          peerPodsPerSecond: cell(theirs, 2),
+          webhookMeanMs: cell(ours, 6),
+          peerWebhookMeanMs: cell(theirs, 6),
+        }),
+      );
+    }
     if (ours && theirs) {
       console.log(
         `\nkustodia/${theirs.name}: pods/s ${ratio(Number(ours.cells[2]), Number(theirs.cells[2]))}, create p99 ${ratio(Number(ours.cells[4]), Number(theirs.cells[4]))}, webhook mean ${ratio(Number(ours.cells[6]), Number(theirs.cells[6]))}.`,

@@ -35,6 +35,8 @@ const { values: options } = parseArgs({
     "extra-runtime": { type: "string", multiple: true, default: [] },
     /** Also time "node floor": the same runtime around a shim that does nothing but execve the app. */
     "node-floor": { type: "boolean", default: false },
+    /** Also time "http floor": the same runtime around a script that reads the secrets with bare `node:http`, then execs. */
+    "http-floor": { type: "boolean", default: false },
     ...COMMON_OPTIONS,
   },
 });
@@ -140,25 +142,52 @@ function sizes(runtime: string, vaultEnvBinary: string | undefined): { markdown:
   return { markdown: table(["what lands in the pod", "MiB on disk", "MiB gzipped (tar, gzip -6)"], rows), runtimeGzipMiB };
 }
 
+/** The floor scripts' common start: the build's smoke test, then the app's argv. */
+const FLOOR_PRELUDE = [
+  "const args = process.argv.slice(2);",
+  'if (args[0] === "--version") process.exit(0); // build-runtime\'s smoke test',
+  'if (args[0] === "--") args.shift();',
+];
+
+/** "node floor": the runtime around a script that only execs the app — what Node alone costs. */
+const NODE_FLOOR = [...FLOOR_PRELUDE, "process.execve(args[0], args, process.env);"];
+
 /**
- * What Node alone costs: a runtime built exactly like dist/shim-runtime (launcher, prelude, SEA with
- * code cache, glibc) around a "shim" that only execs the app.
+ * "http floor": the least a Node shim can do — every `SECRET_*` read at once with plain `node:http`
+ * (KV v2, the token file, no retries, no checks, no audit), then exec. What Node plus one round of
+ * requests costs; the kustodia rows above it are that plus the shim's own work.
  */
-async function nodeFloor(): Promise<string> {
+const HTTP_FLOOR = [
+  ...FLOOR_PRELUDE,
+  "const env = { ...process.env };",
+  'const names = Object.keys(env).filter((name) => name.startsWith("SECRET_"));',
+  "if (names.length === 0) process.execve(args[0], args, env);",
+  'const http = process.getBuiltinModule("node:http");',
+  'const token = process.getBuiltinModule("node:fs").readFileSync(env.KUSTODIA_VAULT_TOKEN_FILE, "utf8").trim();',
+  "let left = names.length;",
+  "for (const name of names) {",
+  '  const [path, field] = env[name].split("#");',
+  "  const url = `${env.KUSTODIA_VAULT_ADDR}/v1/${env.KUSTODIA_VAULT_KV_MOUNT}/data/${path}`;",
+  '  http.get(url, { headers: { "X-Vault-Token": token } }, (response) => {',
+  '    let body = "";',
+  '    response.setEncoding("utf8");',
+  '    response.on("data", (chunk) => (body += chunk));',
+  '    response.on("end", () => {',
+  "      env[name.slice(7)] = JSON.parse(body).data.data[field];",
+  "      delete env[name];",
+  "      if (--left === 0) process.execve(args[0], args, env);",
+  "    });",
+  "  });",
+  "}",
+];
+
+/** A runtime built exactly like dist/shim-runtime (launcher, prelude, SEA with code cache, glibc) around `script`. */
+async function floorRuntime(name: string, script: string[]): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "kustodia-bench-floor-"));
   const bundle = join(dir, "floor.mjs");
-  writeFileSync(
-    bundle,
-    [
-      "const args = process.argv.slice(2);",
-      'if (args[0] === "--version") process.exit(0); // build-runtime\'s smoke test',
-      'if (args[0] === "--") args.shift();',
-      "process.execve(args[0], args, process.env);",
-      "",
-    ].join("\n"),
-  );
+  writeFileSync(bundle, `${script.join("\n")}\n`);
   try {
-    await buildRuntime({ shimBundle: bundle, outDir: join(dir, "runtime"), log: (line) => console.error(`[bench] node floor: ${line}`) });
+    await buildRuntime({ shimBundle: bundle, outDir: join(dir, "runtime"), log: (line) => console.error(`[bench] ${name}: ${line}`) });
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;
@@ -174,13 +203,15 @@ async function main(): Promise<void> {
   if (!vaultEnvBinary && !options["no-peers"])
     console.error("[bench] vault-env is not built (bench/install-peers.sh): timing kustodia only");
 
-  const floorRuntime = options["node-floor"] && !options.quick ? await nodeFloor() : undefined;
+  const floors = new Map<string, string>();
+  if (options["node-floor"] && !options.quick) floors.set("node floor", await floorRuntime("node floor", NODE_FLOOR));
+  if (options["http-floor"] && !options.quick) floors.set("http floor", await floorRuntime("http floor", HTTP_FLOOR));
   const infra = await acquireInfra(["openbao"]);
   const timer = execTimer();
   const contenders: Contender[] = [
     direct,
     kustodia("kustodia", runtime),
-    ...(floorRuntime ? [kustodia("node floor", floorRuntime)] : []),
+    ...[...floors].map(([name, dir]) => kustodia(name, dir)),
     ...options["extra-runtime"].map((spec) => {
       const [name = "", dir = ""] = spec.split("=");
       return kustodia(name, resolve(dir));
@@ -226,7 +257,7 @@ async function main(): Promise<void> {
   } finally {
     for (const proxy of proxies) proxy.stdin?.end();
     if (root) rmSync(root, { recursive: true, force: true });
-    if (floorRuntime) rmSync(dirname(floorRuntime), { recursive: true, force: true });
+    for (const dir of floors.values()) rmSync(dirname(dir), { recursive: true, force: true });
     await infra.release();
   }
 
@@ -282,20 +313,36 @@ async function main(): Promise<void> {
   const size = sizes(runtime, vaultEnvBinary);
   console.log(size.markdown);
   if (options.summary) {
-    const overhead = (latency: number, count: number, name: string) =>
-      stat(latency, count, name, ms, 0.5) - stat(latency, count, direct.name, ms, 0.5);
-    const numbers = {
-      overhead0: overhead(0, 0, "kustodia"),
-      peerOverhead0: vaultEnvBinary ? overhead(0, 0, vaultEnv.name) : Number.NaN,
-      overhead10Slow: overhead(5, 10, "kustodia"),
-      peerOverhead10Slow: vaultEnvBinary ? overhead(5, 10, vaultEnv.name) : Number.NaN,
-      runtimeGzipMiB: size.runtimeGzipMiB,
-    };
-    writeFileSync(options.summary, JSON.stringify(numbers));
+    const p50 = (latency: number, count: number, name: string) => stat(latency, count, name, ms, 0.5);
+    writeFileSync(
+      options.summary,
+      JSON.stringify(overheads(p50, direct.name, vaultEnvBinary ? vaultEnv.name : undefined, size.runtimeGzipMiB)),
+    );
   }
   console.log(
     `\nOpenBao ${openbao.version} (${infra.origin}); runtime ${runtime}${ROUNDS < 10 ? "; a smoke run, too few rounds to compare" : ""}.`,
   );
+}
+
+/**
+ * The figures for `npm run bench`'s targets table: `overhead_<latency>_<secrets>` (kustodia) and
+ * `peerOverhead_<latency>_<secrets>` (vault-env), each the p50 over the app started alone.
+ */
+function overheads(
+  p50: (latency: number, count: number, name: string) => number,
+  floorName: string,
+  peerName: string | undefined,
+  runtimeGzipMiB: number,
+): Record<string, number> {
+  const numbers: Record<string, number> = { runtimeGzipMiB };
+  for (const latency of LATENCIES) {
+    for (const count of COUNTS) {
+      const floor = p50(latency, count, floorName);
+      numbers[`overhead_${latency}_${count}`] = p50(latency, count, "kustodia") - floor;
+      numbers[`peerOverhead_${latency}_${count}`] = peerName ? p50(latency, count, peerName) - floor : Number.NaN;
+    }
+  }
+  return numbers;
 }
 
 await main();

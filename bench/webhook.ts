@@ -40,7 +40,7 @@ const { values: options } = parseArgs({
     rounds: { type: "string", default: "5" },
     seconds: { type: "string", default: "5" },
     concurrency: { type: "string", default: "1,16,64" },
-    "cold-pods": { type: "string", default: "40" },
+    "cold-pods": { type: "string", default: "200" },
     /**
      * `name=file[,KEY=VALUE...][,node-flags=<flags>]`: another build or setting of kustodia's webhook to measure beside
      * (before/after comparisons). KEY=VALUE goes to its env; node-flags (space-separated, may be empty) replaces the
@@ -263,17 +263,8 @@ async function main(): Promise<void> {
       return row;
     });
     print(table(["concurrency", ...columns(""), ...compare], rows));
-    if (options.summary) {
-      const at16 = byConcurrency.get(16);
-      const pick = (name: string | undefined, field: (cell: Cell) => number) => summary(name ? at16?.get(name) : undefined, field);
-      const numbers = {
-        p99Ms16: pick("kustodia", (c) => c.p99Ms),
-        rps16: pick("kustodia", (c) => c.rps),
-        peerP99Ms16: pick(theirs?.name, (c) => c.p99Ms),
-        peerRps16: pick(theirs?.name, (c) => c.rps),
-      };
-      writeFileSync(options.summary, JSON.stringify(numbers));
-    }
+    // Figures for the targets table of `npm run bench` (bench/run.ts), written at the end.
+    const numbers = loadFigures(byConcurrency.get(16), theirs?.name);
 
     // ---- CPU and memory ---------------------------------------------------------------------------
     print(`\n### Webhook: CPU time per admission and resident memory\n`);
@@ -302,6 +293,7 @@ async function main(): Promise<void> {
       }
     }
     print(table(["", ...names, ...(theirs ? ["ratio kustodia/bank-vaults"] : [])], resourceRows));
+    Object.assign(numbers, memoryFigures(idleRss, all, theirs?.name));
 
     // ---- ENTRYPOINT lookups from the registry ----------------------------------------------------
     const registry = infra.coordinates.registry;
@@ -400,6 +392,7 @@ async function main(): Promise<void> {
         ...(peerName ? ["p99 ratio kustodia/bank-vaults", "throughput ratio kustodia/bank-vaults"] : []),
       ];
       print(table(lookupHeader, lookupRows));
+      Object.assign(numbers, lookupFigures(cold, warm, peerName));
     } else {
       print("\n(ENTRYPOINT lookups not measured: the test registry is unavailable.)");
     }
@@ -410,6 +403,7 @@ async function main(): Promise<void> {
           : "Bank-Vaults not measured"
       }. Services: ${infra.origin}.${ROUNDS < 3 ? " A smoke run: too short to compare." : ""}`,
     );
+    if (options.summary) writeFileSync(options.summary, JSON.stringify(numbers));
   } finally {
     for (const webhook of running) await webhook.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -419,6 +413,54 @@ async function main(): Promise<void> {
 }
 
 await main();
+
+/** The figures of the targets table from the pod with `command` set at concurrency 16. */
+function loadFigures(at16: Map<string, Cell[]> | undefined, peerName: string | undefined): Record<string, number> {
+  const pick = (name: string | undefined, field: (cell: Cell) => number) => summary(name ? at16?.get(name) : undefined, field);
+  return {
+    p99Ms16: pick("kustodia", (c) => c.p99Ms),
+    rps16: pick("kustodia", (c) => c.rps),
+    peerP99Ms16: pick(peerName, (c) => c.p99Ms),
+    peerRps16: pick(peerName, (c) => c.rps),
+  };
+}
+
+/** The memory figures of the targets table: RSS idle and the peak under load, kustodia's and the peer's. */
+function memoryFigures(
+  idleRss: Map<string, number>,
+  cellsOf: (name: string) => Cell[],
+  peerName: string | undefined,
+): Record<string, number> {
+  const peakRss = (name: string) =>
+    quantile(
+      cellsOf(name).map((cell) => cell.peakRssMiB),
+      1,
+    );
+  const idle = (name: string) => idleRss.get(name) ?? Number.NaN;
+  return {
+    rssIdleMiB: idle("kustodia"),
+    rssLoadMiB: peakRss("kustodia"),
+    peerRssIdleMiB: peerName ? idle(peerName) : Number.NaN,
+    peerRssLoadMiB: peerName ? peakRss(peerName) : Number.NaN,
+  };
+}
+
+/** The lookup figures of the targets table: kustodia's and the peer's cold p99 and warm requests/s. */
+function lookupFigures(
+  cold: Map<string, number[]>,
+  warm: Map<number, Map<string, Cell[]>>,
+  peerName: string | undefined,
+): Record<string, number> {
+  const numbers: Record<string, number> = {
+    lookupColdP99Ms: quantile(cold.get("kustodia") ?? [], 0.99),
+    peerLookupColdP99Ms: quantile(cold.get(peerName ?? "") ?? [], 0.99),
+  };
+  for (const [connections, cells] of warm) {
+    numbers[`lookupWarmRps${connections}`] = summary(cells.get("kustodia"), (c) => c.rps);
+    numbers[`peerLookupWarmRps${connections}`] = summary(cells.get(peerName ?? ""), (c) => c.rps);
+  }
+  return numbers;
+}
 
 /** A contender's p50 ms, p99 ms and requests/s cells: medians over its rounds. */
 function loadCells(cells: Cell[] | undefined): string[] {

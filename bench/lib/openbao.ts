@@ -1,17 +1,11 @@
 // Benchmark fixtures in the test OpenBao (root token, setup only): secrets at distinct KV v2 paths,
 // a read policy for them and a token holding it — what both shims read with.
 import { randomBytes } from "node:crypto";
+import { asRoot, openbaoApi } from "../../test/infra/openbao-api.ts";
 import type { OpenBaoCoordinates } from "../../test/infra/types.ts";
 
-async function api(openbao: OpenBaoCoordinates, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-  const response = await fetch(`${openbao.addr}/v1/${path}`, {
-    method,
-    headers: { "x-vault-token": openbao.rootToken, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`OpenBao ${method} ${path}: HTTP ${response.status} ${text}`);
-  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+function api(openbao: OpenBaoCoordinates, method: string, path: string, body?: unknown) {
+  return openbaoApi(asRoot(openbao), method, path, body);
 }
 
 export interface BenchSecrets {
@@ -34,6 +28,6 @@ export async function createSecrets(openbao: OpenBaoCoordinates, count: number):
   const policy = `${prefix}-read`;
   await api(openbao, "PUT", `sys/policies/acl/${policy}`, { policy: `path "${mount}/data/${prefix}/*" { capabilities = ["read"] }` });
   const created = await api(openbao, "POST", "auth/token/create", { policies: [policy], ttl: "1h" });
-  const token = (created.auth as { client_token: string }).client_token;
+  const token = created.auth.client_token as string;
   return { prefix, mount, token, count };
 }

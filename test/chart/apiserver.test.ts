@@ -18,25 +18,25 @@ import {
   SHIM_PATH,
 } from "../../common/contract.ts";
 import { VERSION } from "../../common/version.ts";
-import { etcdctl } from "../flow/cluster.ts";
+import { containerOf, etcdctl, startInjected, storedPod } from "../flow/cluster.ts";
 import { service, skipWithout } from "../infra/coords.ts";
-import { kubeRequest } from "../infra/kube-api.ts";
+import { kubeRequest, serviceAccountToken } from "../infra/kube-api.ts";
+import { openbaoCall } from "../infra/openbao-api.ts";
 import { freePort } from "../infra/proc.ts";
-import { runShim } from "../shim/harness.ts";
 import { type RunningWebhook, startWebhook } from "../webhook/harness.ts";
 import {
-  chartDir,
   chartTlsFiles,
   createObject,
   ensureObject,
   helm,
+  helmRelease,
   type KubeObject,
   localWebhookEnv,
   namespaceObject,
   parseObjects,
   podObject,
   statusMessage,
-  valuesArgs,
+  type Values,
 } from "./chart.ts";
 
 const suffix = randomBytes(3).toString("hex");
@@ -58,26 +58,12 @@ let webhook: RunningWebhook | undefined;
 let webhookStartEnv: Record<string, string>;
 let tls: { caFile: string; certFile: string; keyFile: string };
 
-async function bao(method: string, path: string, body?: unknown, token = service("openbao").rootToken) {
-  const response = await fetch(`${service("openbao").addr}/v1/${path}`, {
-    method,
-    headers: { "x-vault-token": token, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  // biome-ignore lint/suspicious/noExplicitAny: OpenBao answers are read field by field below
-  return { status: response.status, body: (text ? JSON.parse(text) : {}) as Record<string, any> };
+function bao(method: string, path: string, body?: unknown, token = service("openbao").rootToken) {
+  return openbaoCall({ addr: service("openbao").addr, token }, method, path, body);
 }
 
-async function serviceAccountToken(namespace: string, name: string): Promise<string> {
-  const issued = await kubeRequest<{ status: { token: string } }>(
-    service("kube"),
-    "POST",
-    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
-    { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 600 } },
-  );
-  expect(issued.status).toBe(201);
-  return issued.body.status.token;
+function tokenOf(namespace: string, name: string): Promise<string> {
+  return serviceAccountToken(service("kube"), namespace, name);
 }
 
 function appPod(name: string, annotations: Record<string, string>, secretRef = reference): KubeObject {
@@ -96,12 +82,6 @@ async function createPod(namespace: string, pod: KubeObject, options: { dryRun?:
   return createObject(service("kube"), { ...pod, metadata: { ...pod.metadata, namespace } }, options);
 }
 
-async function storedPod(namespace: string, name: string): Promise<KubeObject> {
-  const { status, body } = await kubeRequest<KubeObject>(service("kube"), "GET", `/api/v1/namespaces/${namespace}/pods/${name}`);
-  expect(status).toBe(200);
-  return body;
-}
-
 async function mutatingWebhookConfiguration(change: (configuration: KubeObject) => void): Promise<void> {
   const kube = service("kube");
   const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${release}-kustodia`;
@@ -111,33 +91,12 @@ async function mutatingWebhookConfiguration(change: (configuration: KubeObject) 
   expect(replaced.status, statusMessage(replaced.body)).toBe(200);
 }
 
-/**
- * Runs a stored pod's container as a kubelet would: its command, args and env from the stored pod,
- * the pod's ServiceAccount token in a file. Two stand-ins, because no kubelet or container image
- * runs here: `/kustodia/kustodia-shim` is replaced by `<the pinned node> shim/main.ts` (the runtime
- * the kustodia-install init container would have copied to /kustodia), and the token file's path is
- * given by KUSTODIA_SA_TOKEN_FILE instead of the kubelet's mount at
- * /var/run/secrets/kubernetes.io/serviceaccount/token. PATH stands for the image's ENV.
- */
+/** Runs a stored pod's container as a kubelet would (test/flow/cluster.ts), to its end; PATH stands for the image's ENV. */
 async function runLikeKubelet(pod: KubeObject, containerName: string) {
-  const container = (pod.spec.containers as KubeObject[]).find((item) => item.name === containerName) as unknown as {
-    command: string[];
-    args?: string[];
-    env: { name: string; value?: string }[];
-  };
-  expect(container.command[0]).toBe(SHIM_PATH);
-  const tokenFile = join(dir, `${pod.metadata.name}-token`);
-  writeFileSync(tokenFile, await serviceAccountToken(pod.metadata.namespace as string, pod.spec.serviceAccountName), { mode: 0o600 });
-  const env: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin", KUSTODIA_SA_TOKEN_FILE: tokenFile };
-  for (const item of container.env) if (item.value !== undefined) env[item.name] = item.value;
-  // test/shim/harness.ts runs `<the pinned node> shim/main.ts -- <command>`: the stored command after its "/kustodia/kustodia-shim --".
-  expect(container.command[1]).toBe("--");
-  const command = [...container.command.slice(2), ...(container.args ?? [])];
-  try {
-    return { command, ...(await runShim(env, command)) };
-  } finally {
-    rmSync(tokenFile, { force: true });
-  }
+  const stored = containerOf(pod, containerName);
+  const running = await startInjected(pod, containerName, { dir, base: { PATH: "/usr/local/bin:/usr/bin:/bin" }, cwd: dir });
+  const { code } = await running.exited;
+  return { command: [...stored.command, ...(stored.args ?? [])], code, stdout: running.stdout(), stderr: running.stderr() };
 }
 
 async function startChartWebhook(): Promise<RunningWebhook> {
@@ -172,7 +131,7 @@ describe.skipIf(skipWithout("kube", "helm", "openbao", "registry"))("kustodia th
         await ensureObject(kube, { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace } });
     }
 
-    const values = valuesArgs({
+    const values: Values = {
       webhook: {
         url: `https://127.0.0.1:${port}/mutate`,
         // The apiserver is shared with other tests: match this test's namespaces only.
@@ -192,17 +151,8 @@ describe.skipIf(skipWithout("kube", "helm", "openbao", "registry"))("kustodia th
           timeout: "20s",
         },
       },
-    });
-    try {
-      const installed = await helm(
-        service("helm").binary,
-        ["install", release, chartDir, "--namespace", systemNamespace, "--create-namespace", ...values.args],
-        kube,
-      );
-      expect(installed.code, installed.stderr).toBe(0);
-    } finally {
-      values.cleanup();
-    }
+    };
+    await helmRelease({ helm: service("helm").binary, kube }, "install", release, systemNamespace, values);
 
     // The TLS pair the chart made, from the apiserver, for the webhook to serve with.
     tls = await chartTlsFiles(kube, release, systemNamespace, dir);
@@ -343,15 +293,15 @@ describe.skipIf(skipWithout("kube", "helm", "openbao", "registry"))("kustodia th
 
   it("6. OpenBao's kubernetes auth accepts a TokenRequest token of the bound ServiceAccount only", async () => {
     const mount = service("openbao").kubernetesAuthMount;
-    const bound = await bao("POST", `auth/${mount}/login`, { role, jwt: await serviceAccountToken(appNamespace, "app") }, "");
+    const bound = await bao("POST", `auth/${mount}/login`, { role, jwt: await tokenOf(appNamespace, "app") }, "");
     expect(bound.status).toBe(200);
     expect(bound.body.auth.metadata).toMatchObject({ service_account_name: "app", service_account_namespace: appNamespace });
     const read = await bao("GET", `${service("openbao").kvV2Mount}/data/${secretPath}`, undefined, bound.body.auth.client_token);
     expect(read.status).toBe(200);
 
-    const otherAccount = await bao("POST", `auth/${mount}/login`, { role, jwt: await serviceAccountToken(appNamespace, "other") }, "");
+    const otherAccount = await bao("POST", `auth/${mount}/login`, { role, jwt: await tokenOf(appNamespace, "other") }, "");
     expect(otherAccount.status).toBe(403);
-    const otherNamespace = await bao("POST", `auth/${mount}/login`, { role, jwt: await serviceAccountToken(plainNamespace, "app") }, "");
+    const otherNamespace = await bao("POST", `auth/${mount}/login`, { role, jwt: await tokenOf(plainNamespace, "app") }, "");
     expect(otherNamespace.status).toBe(403);
   });
 

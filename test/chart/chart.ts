@@ -58,6 +58,35 @@ export function valuesArgs(values: Values): { args: string[]; cleanup: () => voi
   return { args: ["--values", file], cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** Where a release goes: the helm binary and the cluster (its kubeconfig). */
+export interface HelmTarget {
+  helm: string;
+  kube: Pick<KubeCoordinates, "kubeconfig">;
+}
+
+/**
+ * `helm <verb> <release> charts/kustodia` into `namespace` (created on install) with `values` and
+ * `extraArgs`; helm's stdout. Throws with helm's stderr when it fails.
+ */
+export async function helmRelease(
+  { helm: binary, kube }: HelmTarget,
+  verb: "install" | "upgrade",
+  release: string,
+  namespace: string,
+  values: Values,
+  extraArgs: string[] = [],
+): Promise<string> {
+  const file = valuesArgs(values);
+  try {
+    const create = verb === "install" ? ["--create-namespace"] : [];
+    const done = await helm(binary, [verb, release, chartDir, "--namespace", namespace, ...create, ...extraArgs, ...file.args], kube);
+    if (done.code !== 0) throw new Error(`helm ${verb} ${release} failed: ${done.stderr}`);
+    return done.stdout;
+  } finally {
+    file.cleanup();
+  }
+}
+
 /** Parses a multi-document YAML stream into objects (empty documents dropped). */
 export function parseObjects(text: string): KubeObject[] {
   return parseAllDocuments(text)

@@ -6,7 +6,7 @@ import { randomBytes, X509Certificate } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { service, skipWithout } from "../infra/coords.ts";
 import { kubeRequest } from "../infra/kube-api.ts";
-import { chartDir, helm, type Values, valuesArgs } from "./chart.ts";
+import { helm, helmRelease, type Values } from "./chart.ts";
 
 const suffix = randomBytes(3).toString("hex");
 const release = `inst-${suffix}`;
@@ -15,20 +15,8 @@ const isolated: Values = {
   webhook: { extraNamespaceSelectorExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: [`nowhere-${suffix}`] }] },
 };
 
-async function helmRelease(command: "install" | "upgrade", values: Values) {
-  const file = valuesArgs({ ...isolated, ...values });
-  try {
-    const extra = command === "install" ? ["--create-namespace"] : [];
-    const result = await helm(
-      service("helm").binary,
-      [command, release, chartDir, "--namespace", namespace, ...extra, ...file.args],
-      service("kube"),
-    );
-    expect(result.code, result.stderr).toBe(0);
-    return result;
-  } finally {
-    file.cleanup();
-  }
+function upgradeOrInstall(command: "install" | "upgrade", values: Values): Promise<string> {
+  return helmRelease({ helm: service("helm").binary, kube: service("kube") }, command, release, namespace, { ...isolated, ...values });
 }
 
 async function tlsState() {
@@ -54,20 +42,20 @@ describe.skipIf(skipWithout("kube", "helm"))("helm install / upgrade / uninstall
   });
 
   it("installs, prints the next steps, and keeps its TLS pair across upgrades until its names change", async () => {
-    const installed = await helmRelease("install", {});
-    expect(installed.stdout).toContain("kubectl label namespace <your-namespace> kustodia.io/injection=enabled");
-    expect(installed.stdout).toContain('kustodia.io/inject: "true"');
-    expect(installed.stdout).toContain("kustodia.io/vault-role: <vault-role>");
+    const installed = await upgradeOrInstall("install", {});
+    expect(installed).toContain("kubectl label namespace <your-namespace> kustodia.io/injection=enabled");
+    expect(installed).toContain('kustodia.io/inject: "true"');
+    expect(installed).toContain("kustodia.io/vault-role: <vault-role>");
 
     const first = await tlsState();
     expect(first.caBundle).toBe(first.secret["ca.crt"]);
 
-    await helmRelease("upgrade", { replicaCount: 3, webhook: { ...(isolated.webhook as object), logLevel: "debug" } });
+    await upgradeOrInstall("upgrade", { replicaCount: 3, webhook: { ...(isolated.webhook as object), logLevel: "debug" } });
     const second = await tlsState();
     expect(second.secret).toEqual(first.secret);
     expect(second.caBundle).toBe(first.caBundle);
 
-    await helmRelease("upgrade", { tls: { extraDnsNames: ["kustodia.example"] } });
+    await upgradeOrInstall("upgrade", { tls: { extraDnsNames: ["kustodia.example"] } });
     const renamed = await tlsState();
     expect(renamed.secret["tls.crt"]).not.toBe(first.secret["tls.crt"]);
     expect(renamed.caBundle).toBe(renamed.secret["ca.crt"]);

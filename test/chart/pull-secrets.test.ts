@@ -13,21 +13,21 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Annotations, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SHIM_PATH } from "../../common/contract.ts";
 import { service, skipWithout } from "../infra/coords.ts";
-import { kubeRequest } from "../infra/kube-api.ts";
+import { kubeRequest, serviceAccountToken } from "../infra/kube-api.ts";
 import { freePort } from "../infra/proc.ts";
 import { type HttpAnswer, podCreateReview, type RunningWebhook, readAnswer, startWebhook } from "../webhook/harness.ts";
 import {
-  chartDir,
   chartTlsFiles,
   createObject,
   ensureObject,
   helm,
+  helmRelease,
   type KubeObject,
   localWebhookEnv,
   namespaceObject,
   parseObjects,
   statusMessage,
-  valuesArgs,
+  type Values,
 } from "./chart.ts";
 
 const suffix = randomBytes(3).toString("hex");
@@ -36,6 +36,10 @@ const systemNamespace = `kustodia-pull-${suffix}`;
 const victim = `victim-${suffix}`;
 /** Holds the same pull secret, is in the chart's RBAC list, but never opted in. */
 const notOptedIn = `plain-${suffix}`;
+/** Opted in and holds the same pull secret, but is not in the chart's RBAC list. */
+const unlisted = `unlisted-${suffix}`;
+/** The chart's ServiceAccount's token: what the webhook reads the API with. */
+let webhookToken = "";
 
 let dir: string;
 let webhook: RunningWebhook | undefined;
@@ -104,13 +108,8 @@ async function webhookEnvFromChart(port: number): Promise<Record<string, string>
     if (value.startsWith("/etc/kustodia/config/")) env[name] = join(dir, value.slice("/etc/kustodia/config/".length));
 
   const account = (objects.find((object) => object.kind === "ServiceAccount") as KubeObject).metadata.name;
-  const issued = await kubeRequest<{ status: { token: string } }>(
-    kube,
-    "POST",
-    `/api/v1/namespaces/${systemNamespace}/serviceaccounts/${account}/token`,
-    { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
-  );
-  expect(issued.status).toBe(201);
+  const token = await serviceAccountToken(kube, systemNamespace, account, { expirationSeconds: 3600 });
+  webhookToken = token;
   const kubeconfig = join(dir, "webhook.kubeconfig");
   writeFileSync(
     kubeconfig,
@@ -118,7 +117,7 @@ async function webhookEnvFromChart(port: number): Promise<Record<string, string>
       apiVersion: "v1",
       kind: "Config",
       clusters: [{ name: "test", cluster: { server: kube.server, "certificate-authority": kube.caFile } }],
-      users: [{ name: "webhook", user: { token: issued.body.status.token } }],
+      users: [{ name: "webhook", user: { token } }],
       contexts: [{ name: "test", context: { cluster: "test", user: "webhook" } }],
       "current-context": "test",
     }),
@@ -134,12 +133,13 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
     for (const [namespace, labels] of [
       [victim, { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE }],
       [notOptedIn, {}],
+      [unlisted, { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE }],
     ] as const) {
       await ensureObject(kube, namespaceObject(namespace, labels));
       await ensureObject(kube, { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "app", namespace } });
       await ensureObject(kube, dockerConfigSecret(namespace));
     }
-    const values = valuesArgs({
+    const values: Values = {
       webhook: {
         url: `https://127.0.0.1:${port}/mutate`,
         extraNamespaceSelectorExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: [victim, notOptedIn] }],
@@ -156,17 +156,8 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
       shim: { defaults: { backend: "vault", vaultAddr: "https://vault.example:8200", vaultAuthMethod: "kubernetes" } },
       // The policy is another test's subject; it would only add a second reason to some refusals here.
       validatingAdmissionPolicy: { enabled: false },
-    });
-    try {
-      const installed = await helm(
-        service("helm").binary,
-        ["install", release, chartDir, "--namespace", systemNamespace, "--create-namespace", ...values.args],
-        kube,
-      );
-      expect(installed.code, installed.stderr).toBe(0);
-    } finally {
-      values.cleanup();
-    }
+    };
+    await helmRelease({ helm: service("helm").binary, kube }, "install", release, systemNamespace, values);
     const tls = await chartTlsFiles(kube, release, systemNamespace, dir);
     webhook = await startWebhook({ env: await webhookEnvFromChart(port), tls });
   });
@@ -188,7 +179,10 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
     }
     expect(created.status, statusMessage(created.body)).toBe(201);
     expect((created.body as KubeObject).spec.containers[0].command).toEqual([SHIM_PATH, "--", ...privateImage().entrypoint]);
-    expect(webhook?.logs().join("\n")).toContain('"verifiedCaller":true');
+    // The admission's log line is written before the answer, but reaches this process through a pipe.
+    const logged = () => webhook?.logs().join("\n") ?? "";
+    for (const until = Date.now() + 5_000; !logged().includes('"verifiedCaller":true') && Date.now() < until; ) await sleep(50);
+    expect(logged()).toContain('"verifiedCaller":true');
   });
 
   it("an attacker without the apiserver's certificate naming namespace victim gets no ENTRYPOINT and cannot tell which Secrets exist", async () => {
@@ -196,9 +190,9 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
     const missing = await postReview(victim, optedInPod("stolen", "no-such-secret"), false);
     for (const answer of [existing, missing]) {
       expect(answer.status).toBe(200);
-      expect(answer.json.response.allowed).toBe(false);
       expect(patchText(answer)).not.toContain(privateImage().entrypoint[0]);
       expect(answer.text).not.toContain(privateImage().entrypoint[0]);
+      expect(answer.json.response.allowed).toBe(false);
     }
     const message = (answer: HttpAnswer, secret: string) => String(answer.json.response.status.message).replaceAll(secret, "<secret>");
     expect(message(existing, "regcred")).toBe(message(missing, "no-such-secret"));
@@ -207,9 +201,27 @@ describe.skipIf(skipWithout("kube", "helm", "registry"))("pull secrets serve the
 
   it("even with the apiserver's certificate, a namespace that has not opted in lends no pull secret", async () => {
     const answer = await postReview(notOptedIn, optedInPod("elsewhere", "regcred"), true);
-    expect(answer.json.response.allowed).toBe(false);
     expect(patchText(answer)).not.toContain(privateImage().entrypoint[0]);
+    expect(answer.json.response.allowed).toBe(false);
     expect(answer.json.response.status.message).toContain(`namespace ${notOptedIn} has not opted in`);
+    // A namespace that does not exist is told in the same words: no oracle for namespaces either.
+    const absent = `absent-${suffix}`;
+    const nowhere = await postReview(absent, optedInPod("elsewhere", "regcred"), true);
+    expect(String(nowhere.json.response.status.message).replaceAll(absent, "<ns>")).toBe(
+      String(answer.json.response.status.message).replaceAll(notOptedIn, "<ns>"),
+    );
+  });
+
+  it("the chart's RBAC lets the webhook read pull secrets only in the listed namespaces, so an unlisted one lends none", async () => {
+    const kube = service("kube");
+    const read = (path: string) => kubeRequest(kube, "GET", path, undefined, webhookToken);
+    expect((await read(`/api/v1/namespaces/${victim}/secrets/regcred`)).status).toBe(200);
+    expect((await read(`/api/v1/namespaces/${unlisted}/secrets/regcred`)).status).toBe(403);
+    expect((await read(`/api/v1/namespaces/${unlisted}/serviceaccounts/app`)).status).toBe(403);
+    expect((await read(`/api/v1/namespaces/${unlisted}`)).status).toBe(403);
+    const answer = await postReview(unlisted, optedInPod("unlisted", "regcred"), true);
+    expect(patchText(answer)).not.toContain(privateImage().entrypoint[0]);
+    expect(answer.json.response.allowed).toBe(false);
   });
 
   it("tells a missing Secret and ServiceAccount in the same words as unreadable ones", async () => {

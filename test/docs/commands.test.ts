@@ -14,6 +14,7 @@ import { CLUSTER_DEFAULT_KEYS, clusterDefaultEnv } from "../../common/shim-setti
 import { ShimExit } from "../../shim/errors.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { startOpenBao as startInfraOpenBao } from "../infra/openbao.ts";
+import { asRoot, openbaoApi } from "../infra/openbao-api.ts";
 import { stopDaemon } from "../infra/proc.ts";
 import { repoRoot } from "../infra/repo-root.ts";
 import { cacheDir } from "../infra/up.ts";
@@ -53,16 +54,12 @@ const DEV_MOUNTS = new Set(["sys/", "cubbyhole/", "identity/", "secret/", "token
 async function startOpenBao(): Promise<{ addr: string; token: string; stop: () => Promise<void> }> {
   const started = await startInfraOpenBao({ runDir: mkdtempSync(join(scratch, "openbao-")), cacheDir: cacheDir() });
   const { addr, rootToken } = started.coordinates;
-  const call = async (method: string, path: string) => {
-    const response = await fetch(`${addr}/v1/${path}`, { method, headers: { "X-Vault-Token": rootToken } });
-    if (!response.ok) throw new Error(`OpenBao ${method} ${path}: HTTP ${response.status}`);
-    return response.status === 204 ? {} : ((await response.json()) as { data: Record<string, unknown> });
-  };
+  const call = (method: string, path: string) => openbaoApi(asRoot(started.coordinates), method, path);
   for (const [list, disable] of [
     ["sys/mounts", "sys/mounts/"],
     ["sys/auth", "sys/auth/"],
   ] as const) {
-    const mounts = Object.keys(((await call("GET", list)) as { data: Record<string, unknown> }).data);
+    const mounts = Object.keys((await call("GET", list)).data);
     for (const mount of mounts.filter((name) => !DEV_MOUNTS.has(name))) await call("DELETE", `${disable}${mount}`);
   }
   return { addr, token: rootToken, stop: () => stopDaemon((started.daemons[0] as { pid: number }).pid) };

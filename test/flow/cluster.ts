@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { Annotations, SHIM_PATH } from "../../common/contract.ts";
 import { createObject, type KubeObject, statusMessage } from "../chart/chart.ts";
 import { service } from "../infra/coords.ts";
-import { kubeRequest } from "../infra/kube-api.ts";
+import { kubeRequest, serviceAccountToken } from "../infra/kube-api.ts";
 import { type RunningShim, startShim, writeFile } from "../shim/harness.ts";
 import type { RunningWebhook } from "../webhook/harness.ts";
 
@@ -71,17 +71,6 @@ export async function storedPod(namespace: string, name: string): Promise<KubeOb
   return body;
 }
 
-export async function serviceAccountToken(namespace: string, name: string): Promise<string> {
-  const issued = await kubeRequest<{ status: { token: string } }>(
-    service("kube"),
-    "POST",
-    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
-    { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 600 } },
-  );
-  if (issued.status !== 201) throw new Error(`TokenRequest ${namespace}/${name}: HTTP ${issued.status}`);
-  return issued.body.status.token;
-}
-
 export interface StoredContainer {
   name: string;
   command: string[];
@@ -119,7 +108,7 @@ export async function startInjected(
     container.command[0] === "/kustodia/tini" && container.command[1] === "--" ? container.command.slice(2) : container.command;
   if (command[0] !== SHIM_PATH || command[1] !== "--")
     throw new Error(`container ${containerName} does not run ${SHIM_PATH} --: ${JSON.stringify(container.command)}`);
-  const token = await serviceAccountToken(pod.metadata.namespace as string, pod.spec.serviceAccountName);
+  const token = await serviceAccountToken(service("kube"), pod.metadata.namespace as string, pod.spec.serviceAccountName);
   const tokenFile = writeFile(options.dir, `${pod.metadata.name}-${containerName}-token`, token);
   const env = kubeletEnv(container, { ...options.base, KUSTODIA_SA_TOKEN_FILE: tokenFile });
   return startShim(env, [...command.slice(2), ...(container.args ?? [])], options.cwd);

@@ -34,7 +34,7 @@ import { installContainer, shimVolume } from "../../webhook/volumes.ts";
 import { repoRoot } from "../chart/chart.ts";
 import { service, skipWithout } from "../infra/coords.ts";
 import { firstStage } from "../infra/dockerfile.ts";
-import { type RegistryEndpoint, registryFetch } from "../infra/registry.ts";
+import { type RegistryEndpoint, registryFetch } from "../infra/registry-http.ts";
 import { probeBindMounts, removeRoots, rootTempDir, runInRoot } from "../shim/minimal-root.ts";
 
 const isRoot = process.getuid?.() === 0;

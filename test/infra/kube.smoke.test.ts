@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { service, skipWithout } from "./coords.ts";
-import { kubeRequest } from "./kube-api.ts";
+import { ensureServiceAccount, kubeRequest, serviceAccountToken } from "./kube-api.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -33,17 +33,8 @@ describe.skipIf(skipWithout("kube"))("kube-apiserver + etcd", () => {
   it("issues service-account tokens (TokenRequest) that TokenReview accepts", async () => {
     const kube = service("kube");
     const namespace = `smoke-${randomBytes(4).toString("hex")}`;
-    await kubeRequest(kube, "POST", "/api/v1/namespaces", { metadata: { name: namespace } });
-    const sa = await kubeRequest(kube, "POST", `/api/v1/namespaces/${namespace}/serviceaccounts`, { metadata: { name: "app" } });
-    expect(sa.status).toBe(201);
-    const issued = await kubeRequest<{ status: { token: string } }>(
-      kube,
-      "POST",
-      `/api/v1/namespaces/${namespace}/serviceaccounts/app/token`,
-      { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 600 } },
-    );
-    expect(issued.status).toBe(201);
-    const token = issued.body.status.token;
+    await ensureServiceAccount(kube, namespace, "app");
+    const token = await serviceAccountToken(kube, namespace, "app");
     expect(token.split(".")).toHaveLength(3);
 
     const review = await kubeRequest<{ status: { authenticated?: boolean; user?: { username: string } } }>(

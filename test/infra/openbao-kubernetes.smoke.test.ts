@@ -1,40 +1,19 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { service, skipWithout } from "./coords.ts";
-import { kubeRequest } from "./kube-api.ts";
-
-// OpenBao's answers are deep JSON; the assertions below are what check their shape.
-// biome-ignore lint/suspicious/noExplicitAny: see above
-type BaoBody = Record<string, any>;
+import { ensureServiceAccount, serviceAccountToken as issueToken } from "./kube-api.ts";
+import { openbaoCall } from "./openbao-api.ts";
 
 // OpenBao's kubernetes auth, configured against the real kube-apiserver: a pod's ServiceAccount token
 // logs in (OpenBao calls TokenReview) and the issued token reads what the role's policy allows.
 describe.skipIf(skipWithout("openbao", "kube"))("OpenBao kubernetes auth against the kube-apiserver", () => {
-  async function bao(method: string, path: string, token: string, body?: unknown) {
-    const { addr } = service("openbao");
-    const response = await fetch(`${addr}/v1/${path}`, {
-      method,
-      headers: { "x-vault-token": token, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, body: (text ? JSON.parse(text) : {}) as BaoBody };
+  function bao(method: string, path: string, token: string, body?: unknown) {
+    return openbaoCall({ addr: service("openbao").addr, token }, method, path, body);
   }
 
   async function serviceAccountToken(namespace: string, name: string): Promise<string> {
-    const kube = service("kube");
-    await kubeRequest(kube, "POST", "/api/v1/namespaces", { metadata: { name: namespace } });
-    await kubeRequest(kube, "POST", `/api/v1/namespaces/${namespace}/serviceaccounts`, { metadata: { name } });
-    const issued = await kubeRequest<{ status: { token: string } }>(
-      kube,
-      "POST",
-      `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
-      {
-        spec: { expirationSeconds: 600 },
-      },
-    );
-    expect(issued.status).toBe(201);
-    return issued.body.status.token;
+    await ensureServiceAccount(service("kube"), namespace, name);
+    return issueToken(service("kube"), namespace, name);
   }
 
   it("logs a ServiceAccount in and scopes it by policy", async () => {

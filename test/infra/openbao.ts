@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runInstallScript } from "./install.ts";
+import { asRoot, type OpenBaoTarget, openbaoApi } from "./openbao-api.ts";
 import { freePort, startDaemon, stopDaemon, tcpOpen, waitUntil } from "./proc.ts";
 import type { InfraContext, KubeCoordinates, OpenBaoCoordinates, OpenBaoPki, PostgresCoordinates, StartedService } from "./types.ts";
 
@@ -20,24 +21,6 @@ const PKI_DOMAINS = ["svc", "cluster.local", "kustodia.test"];
 const DATABASE_MOUNT = "database";
 const DATABASE_CONNECTION = "postgres";
 const DATABASE_ROLE = "kustodia-test";
-
-/** A call to the OpenBao HTTP API; throws with OpenBao's error messages on a non-2xx answer. */
-export async function openbaoApi(
-  addr: string,
-  token: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<Record<string, unknown> | undefined> {
-  const response = await fetch(`${addr}/v1/${path}`, {
-    method,
-    headers: { "X-Vault-Token": token, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`OpenBao ${method} /v1/${path}: HTTP ${response.status} ${text.trim()}`);
-  return text === "" ? undefined : (JSON.parse(text) as Record<string, unknown>);
-}
 
 /** A free port whose successor is free too: dev mode puts its cluster listener on port + 1. */
 async function freePortPair(): Promise<number> {
@@ -66,6 +49,7 @@ export async function startOpenBao(ctx: InfraContext): Promise<StartedService<Op
     cwd: dir,
     env: { ...process.env, BAO_DEV_ROOT_TOKEN_ID: rootToken, HOME: dir },
   });
+  const root = asRoot({ addr, rootToken });
 
   try {
     await waitUntil(daemon, `${addr}/v1/sys/health`, async () => {
@@ -74,19 +58,19 @@ export async function startOpenBao(ctx: InfraContext): Promise<StartedService<Op
       return response.status === 200 && health.initialized === true && health.sealed === false;
     });
 
-    const mount = (await openbaoApi(addr, rootToken, "GET", `sys/mounts/${KV_V2_MOUNT}`))?.data as
+    const mount = (await openbaoApi(root, "GET", `sys/mounts/${KV_V2_MOUNT}`))?.data as
       | { type?: string; options?: { version?: string } }
       | undefined;
     if (mount?.type !== "kv" || mount.options?.version !== "2") {
       throw new Error(`OpenBao dev mount ${KV_V2_MOUNT}/ is not KV v2: ${JSON.stringify(mount)}`);
     }
-    await openbaoApi(addr, rootToken, "POST", `sys/mounts/${KV_V1_MOUNT}`, { type: "kv", options: { version: "1" } });
-    await openbaoApi(addr, rootToken, "POST", `sys/auth/${APPROLE_MOUNT}`, { type: "approle" });
-    await openbaoApi(addr, rootToken, "POST", `sys/auth/${KUBERNETES_MOUNT}`, { type: "kubernetes" });
+    await openbaoApi(root, "POST", `sys/mounts/${KV_V1_MOUNT}`, { type: "kv", options: { version: "1" } });
+    await openbaoApi(root, "POST", `sys/auth/${APPROLE_MOUNT}`, { type: "approle" });
+    await openbaoApi(root, "POST", `sys/auth/${KUBERNETES_MOUNT}`, { type: "kubernetes" });
 
-    const pki = await configurePki(addr, rootToken);
+    const pki = await configurePki(root);
 
-    const sealStatus = (await openbaoApi(addr, rootToken, "GET", "sys/seal-status")) as { version?: string };
+    const sealStatus = (await openbaoApi(root, "GET", "sys/seal-status")) as { version?: string };
     if (!sealStatus.version) throw new Error("OpenBao sys/seal-status has no version");
 
     return {
@@ -113,18 +97,18 @@ export async function startOpenBao(ctx: InfraContext): Promise<StartedService<Op
  * leaf certificates for names under PKI_DOMAINS, localhost and IP SANs, TTL 1h by default, 24h at most.
  * Tests make roles of their own (shorter TTLs) on the same mount.
  */
-async function configurePki(addr: string, rootToken: string): Promise<OpenBaoPki> {
-  await openbaoApi(addr, rootToken, "POST", `sys/mounts/${PKI_MOUNT}`, { type: "pki", config: { max_lease_ttl: "87600h" } });
-  const root = (await openbaoApi(addr, rootToken, "POST", `${PKI_MOUNT}/root/generate/internal`, {
+async function configurePki(root: OpenBaoTarget): Promise<OpenBaoPki> {
+  await openbaoApi(root, "POST", `sys/mounts/${PKI_MOUNT}`, { type: "pki", config: { max_lease_ttl: "87600h" } });
+  const ca = (await openbaoApi(root, "POST", `${PKI_MOUNT}/root/generate/internal`, {
     common_name: "kustodia test root CA",
     key_type: "ec",
     key_bits: 256,
     ttl: "87600h",
   })) as { data?: { certificate?: string } };
-  const caPem = root.data?.certificate;
+  const caPem = ca.data?.certificate;
   if (!caPem?.startsWith("-----BEGIN CERTIFICATE-----"))
     throw new Error(`OpenBao ${PKI_MOUNT}/root/generate/internal returned no certificate`);
-  await openbaoApi(addr, rootToken, "POST", `${PKI_MOUNT}/roles/${PKI_ROLE}`, {
+  await openbaoApi(root, "POST", `${PKI_MOUNT}/roles/${PKI_ROLE}`, {
     allowed_domains: PKI_DOMAINS,
     allow_subdomains: true,
     allow_localhost: true,
@@ -143,8 +127,8 @@ async function configurePki(addr: string, rootToken: string): Promise<OpenBaoPki
  * Revocation drops the role (the plugin's default). Tests make roles of their own (shorter TTLs).
  */
 export async function configureDatabase(bao: OpenBaoCoordinates, postgres: PostgresCoordinates): Promise<OpenBaoCoordinates> {
-  await openbaoApi(bao.addr, bao.rootToken, "POST", `sys/mounts/${DATABASE_MOUNT}`, { type: "database" });
-  await openbaoApi(bao.addr, bao.rootToken, "POST", `${DATABASE_MOUNT}/config/${DATABASE_CONNECTION}`, {
+  await openbaoApi(asRoot(bao), "POST", `sys/mounts/${DATABASE_MOUNT}`, { type: "database" });
+  await openbaoApi(asRoot(bao), "POST", `${DATABASE_MOUNT}/config/${DATABASE_CONNECTION}`, {
     plugin_name: "postgresql-database-plugin",
     connection_url: `postgresql://{{username}}:{{password}}@${postgres.host}:${postgres.port}/${postgres.database}?sslmode=disable`,
     username: postgres.superuser,
@@ -152,7 +136,7 @@ export async function configureDatabase(bao: OpenBaoCoordinates, postgres: Postg
     allowed_roles: "*",
     verify_connection: true,
   });
-  await openbaoApi(bao.addr, bao.rootToken, "POST", `${DATABASE_MOUNT}/roles/${DATABASE_ROLE}`, {
+  await openbaoApi(asRoot(bao), "POST", `${DATABASE_MOUNT}/roles/${DATABASE_ROLE}`, {
     db_name: DATABASE_CONNECTION,
     creation_statements: [databaseCreationStatement(postgres.database)],
     default_ttl: "1h",
@@ -176,7 +160,7 @@ export async function configureKubernetesAuth(bao: OpenBaoCoordinates, kube: Kub
   let caCert = readFileSync(kube.caFile, "utf8");
   if (!caCert.endsWith("\n")) caCert += "\n";
   const path = `auth/${KUBERNETES_MOUNT}/config`;
-  await openbaoApi(bao.addr, bao.rootToken, "POST", path, {
+  await openbaoApi(asRoot(bao), "POST", path, {
     kubernetes_host: kube.server,
     kubernetes_ca_cert: caCert,
     token_reviewer_jwt: kube.adminToken,
@@ -184,7 +168,7 @@ export async function configureKubernetesAuth(bao: OpenBaoCoordinates, kube: Kub
     disable_local_ca_jwt: true,
     disable_iss_validation: true,
   });
-  const read = (await openbaoApi(bao.addr, bao.rootToken, "GET", path)) as {
+  const read = (await openbaoApi(asRoot(bao), "GET", path)) as {
     data?: { kubernetes_host?: string; token_reviewer_jwt_set?: boolean };
   };
   if (read.data?.kubernetes_host !== kube.server || read.data.token_reviewer_jwt_set !== true) {

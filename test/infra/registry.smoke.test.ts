@@ -5,7 +5,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { service, skipWithout } from "./coords.ts";
-import { type RegistryEndpoint, type RegistryResponse, registryFetch } from "./registry.ts";
+import { type RegistryEndpoint, type RegistryResponse, registryFetch } from "./registry-http.ts";
 
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX = "application/vnd.oci.image.index.v1+json";

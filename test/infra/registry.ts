@@ -4,12 +4,12 @@
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
-import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { runInstallScript } from "./install.ts";
+import { putManifestBytes } from "./oci-push.ts";
 import { type Daemon, freePort, startDaemon, stopDaemon, waitUntil } from "./proc.ts";
+import { type RegistryEndpoint, registryFetch } from "./registry-http.ts";
 import type { InfraContext, RegistryCoordinates, StartedService } from "./types.ts";
 
 const execFileAsync = promisify(execFile);
@@ -319,13 +319,8 @@ async function tagAsLatest(endpoint: RegistryEndpoint, repository: string): Prom
   const got = await registryFetch(endpoint, `${path}/${TAG}`, { headers: { accept: ANY_MANIFEST } });
   const digest = got.headers["docker-content-digest"];
   if (got.status !== 200 || typeof digest !== "string") throw new Error(`GET ${path}/${TAG}: ${got.status} ${got.body.toString()}`);
-  const put = await registryFetch(endpoint, `${path}/latest`, {
-    method: "PUT",
-    headers: { "content-type": String(got.headers["content-type"]) },
-    body: got.body,
-  });
-  if (put.status !== 201 || put.headers["docker-content-digest"] !== digest)
-    throw new Error(`PUT ${path}/latest: ${put.status} ${put.body.toString()}`);
+  const put = await putManifestBytes({ endpoint, repository }, "latest", String(got.headers["content-type"]), got.body);
+  if (put.digest !== digest) throw new Error(`PUT ${path}/latest: digest ${put.digest}, not ${digest}`);
   return digest;
 }
 
@@ -339,52 +334,6 @@ function imageEntry(spec: ImageSpec, digest: string, host: string): ImageEntry {
     );
   }
   return image;
-}
-
-// ---- HTTP ----------------------------------------------------------------------------------------
-
-/** What it takes to talk to one of the registries: `coordinates.plain` and `coordinates.secure` are ones. */
-export interface RegistryEndpoint {
-  url: string;
-  username?: string;
-  password?: string;
-  caFile?: string;
-}
-
-export interface RegistryResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/**
- * One HTTP request to a registry (node:http/https, since fetch cannot take a CA without undici).
- * `path` may be absolute, e.g. an upload's `Location`. Basic auth when the endpoint has a username.
- */
-export async function registryFetch(
-  endpoint: RegistryEndpoint,
-  path: string,
-  init: { method?: string; headers?: Record<string, string>; body?: Buffer | string } = {},
-): Promise<RegistryResponse> {
-  const url = new URL(path, endpoint.url);
-  const headers: Record<string, string> = { ...init.headers };
-  if (endpoint.username !== undefined) {
-    headers.authorization = `Basic ${Buffer.from(`${endpoint.username}:${endpoint.password ?? ""}`).toString("base64")}`;
-  }
-  if (init.body !== undefined) headers["content-length"] = String(Buffer.byteLength(init.body));
-  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
-  const ca = endpoint.caFile ? readFileSync(endpoint.caFile) : undefined;
-  return await new Promise((resolve, reject) => {
-    const request = send(url, { method: init.method ?? "GET", headers, ca, timeout: 10_000 }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));
-      response.on("error", reject);
-    });
-    request.on("timeout", () => request.destroy(new Error(`${init.method ?? "GET"} ${url}: timed out`)));
-    request.on("error", reject);
-    request.end(init.body);
-  });
 }
 
 async function run(command: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<string> {

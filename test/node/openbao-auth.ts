@@ -3,7 +3,7 @@
 // ServiceAccounts in named namespaces that may read one KV prefix. Shared by test/node and bench.
 import { readFileSync } from "node:fs";
 import { kubectl } from "../infra/kubectl.ts";
-import { openbaoApi } from "../infra/openbao.ts";
+import { asRoot, openbaoApi } from "../infra/openbao-api.ts";
 import type { NodeCoordinates } from "../infra/types.ts";
 
 export interface KubernetesAuth {
@@ -19,7 +19,7 @@ export interface KubernetesAuth {
 }
 
 export function bao(node: NodeCoordinates, method: string, path: string, body?: unknown) {
-  return openbaoApi(node.openbao.addr, node.openbao.rootToken, method, path, body);
+  return openbaoApi(asRoot(node.openbao), method, path, body);
 }
 
 /** The ClusterRoleBinding `configureKubernetesAuth` creates; delete it when done. */

@@ -6,7 +6,7 @@ import { execFile, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { type BuiltImages, buildImages, IMAGES_DIR, imagesStaleness, readBuiltImages } from "../../scripts/images.ts";
-import { chartDir, helm, repoRoot, type Values, valuesArgs } from "../chart/chart.ts";
+import { helmRelease as chartRelease, helm, repoRoot, type Values } from "../chart/chart.ts";
 import { kubectl } from "../infra/kubectl.ts";
 import type { NodeCoordinates } from "../infra/types.ts";
 
@@ -69,26 +69,14 @@ export interface Cluster {
 }
 
 /** `helm <verb> <release> charts/kustodia --wait` into `namespace` with `values`; helm's stdout. */
-export async function helmRelease(
+export function helmRelease(
   { node, helm: helmBinary }: Cluster,
   verb: "install" | "upgrade",
   release: string,
   namespace: string,
   values: Values,
 ): Promise<string> {
-  const file = valuesArgs(values);
-  try {
-    const create = verb === "install" ? ["--create-namespace"] : [];
-    const done = await helm(
-      helmBinary,
-      [verb, release, chartDir, "--namespace", namespace, ...create, "--wait", "--timeout=3m", ...file.args],
-      node,
-    );
-    if (done.code !== 0) throw new Error(`helm ${verb} failed: ${done.stderr}`);
-    return done.stdout;
-  } finally {
-    file.cleanup();
-  }
+  return chartRelease({ helm: helmBinary, kube: node }, verb, release, namespace, values, ["--wait", "--timeout=3m"]);
 }
 
 /** Uninstalls the release and deletes `namespaces` (without waiting for them to go). */

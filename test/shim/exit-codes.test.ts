@@ -1,3 +1,6 @@
+// The shim's exit codes and problem lines, against the real OpenBao. One FAKE here, on purpose: a TCP
+// listener that accepts connections and never answers, for a hung backend (a real OpenBao cannot be
+// made to hang on demand). Loopback only.
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";

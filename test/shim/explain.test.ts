@@ -1,3 +1,5 @@
+// `kustodia-shim --explain` as a process. One FAKE here, on purpose: a TCP listener in the backend's
+// place that only counts connections, to prove --explain makes none. Loopback only.
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { baseEnv, runDirect, SHIM } from "./harness.ts";

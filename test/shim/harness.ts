@@ -8,7 +8,8 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { service } from "../infra/coords.ts";
-import { kubeRequest } from "../infra/kube-api.ts";
+import { ensureServiceAccount, serviceAccountToken as issueToken } from "../infra/kube-api.ts";
+import { openbaoApi } from "../infra/openbao-api.ts";
 
 export { repoRoot } from "../infra/repo-root.ts";
 
@@ -52,8 +53,8 @@ export async function runDirect(env: Record<string, string>, command: string[]):
   return { code, signal, stdout: running.stdout(), stderr: running.stderr(), pid: running.pid, durationMs: Date.now() - began };
 }
 
-function startProcess(argv: string[], env: Record<string, string>, cwd?: string): RunningShim {
-  const child = spawn(argv[0] as string, argv.slice(1), { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
+/** What a child with piped stdout and stderr has written so far, as text. */
+export function collectOutput(child: ChildProcess): { stdout: () => string; stderr: () => string } {
   let stdout = "";
   let stderr = "";
   child.stdout?.on("data", (chunk: Buffer) => {
@@ -62,19 +63,25 @@ function startProcess(argv: string[], env: Record<string, string>, cwd?: string)
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr += chunk.toString("utf8");
   });
+  return { stdout: () => stdout, stderr: () => stderr };
+}
+
+function startProcess(argv: string[], env: Record<string, string>, cwd?: string): RunningShim {
+  const child = spawn(argv[0] as string, argv.slice(1), { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
+  const output = collectOutput(child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on("close", (code, signal) => resolve({ code, signal }));
   });
   const waitFor = async (predicate: (text: string) => boolean, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;
-    while (!predicate(stdout)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for the app; stdout:\n${stdout}\nstderr:\n${stderr}`);
+    while (!predicate(output.stdout())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for the app; stdout:\n${output.stdout()}\nstderr:\n${output.stderr()}`);
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
-    return stdout;
+    return output.stdout();
   };
   if (child.pid === undefined) throw new Error("could not spawn the shim");
-  return { child, pid: child.pid, stdout: () => stdout, stderr: () => stderr, waitFor, exited };
+  return { child, pid: child.pid, ...output, waitFor, exited };
 }
 
 export async function runShim(env: Record<string, string>, command: string[], cwd?: string): Promise<ShimRun> {
@@ -104,24 +111,10 @@ export function writeFile(dir: string, name: string, content: string): string {
   return path;
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: OpenBao's answers are deep JSON, checked field by field
-export type BaoBody = Record<string, any>;
-
-/** An OpenBao API call, by default with the root token (test setup only). */
-export async function bao(method: string, path: string, body?: unknown, options: { token?: string; namespace?: string } = {}) {
+/** An OpenBao API call to the test OpenBao, by default with the root token (test setup only). */
+export function bao(method: string, path: string, body?: unknown, options: { token?: string; namespace?: string } = {}) {
   const openbao = service("openbao");
-  const response = await fetch(`${openbao.addr}/v1/${path}`, {
-    method,
-    headers: {
-      "x-vault-token": options.token ?? openbao.rootToken,
-      "content-type": "application/json",
-      ...(options.namespace ? { "x-vault-namespace": options.namespace } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`OpenBao ${method} ${path}: HTTP ${response.status} ${text}`);
-  return (text ? JSON.parse(text) : {}) as BaoBody;
+  return openbaoApi({ addr: openbao.addr, token: options.token ?? openbao.rootToken, namespace: options.namespace }, method, path, body);
 }
 
 /** A read policy for `paths` (ACL path globs), returns its name. */
@@ -145,18 +138,8 @@ export function vaultTokenEnv(file: string): Record<string, string> {
 /** A namespace with a ServiceAccount in the real kube-apiserver, and a TokenRequest token for it. */
 export async function serviceAccountToken(namespace: string, name: string, audiences?: string[]): Promise<string> {
   const kube = service("kube");
-  const serviceAccounts = `/api/v1/namespaces/${namespace}/serviceaccounts`;
-  // 409 when a test reuses its namespace: fine.
-  for (const [collection, object] of [
-    ["/api/v1/namespaces", namespace],
-    [serviceAccounts, name],
-  ] as const) {
-    await kubeRequest(kube, "POST", collection, { metadata: { name: object } });
-  }
-  const spec = { expirationSeconds: 600, ...(audiences ? { audiences } : {}) };
-  const issued = await kubeRequest<{ status: { token: string } }>(kube, "POST", `${serviceAccounts}/${name}/token`, { spec });
-  if (issued.status !== 201) throw new Error(`TokenRequest for ${namespace}/${name}: HTTP ${issued.status} ${JSON.stringify(issued.body)}`);
-  return issued.body.status.token;
+  await ensureServiceAccount(kube, namespace, name);
+  return issueToken(kube, namespace, name, { audiences });
 }
 
 /** A request to Custodia over its unix socket (the test runner's uid is admitted). */

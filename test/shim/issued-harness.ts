@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { service, skipWithout } from "../infra/coords.ts";
-import { kubeRequest } from "../infra/kube-api.ts";
+import { ensureServiceAccount, kubeRequest, serviceAccountToken } from "../infra/kube-api.ts";
 import { databaseCreationStatement } from "../infra/openbao.ts";
 import { bao, suffix, writeFile } from "./harness.ts";
 
@@ -137,19 +137,12 @@ export function checkCertificate(pem: string, keyPem: string): CertificateCheck 
  */
 export async function boundPodToken(dir: string, namespace: string, serviceAccount: string, pod: string): Promise<string> {
   const kube = service("kube");
-  await kubeRequest(kube, "POST", "/api/v1/namespaces", { metadata: { name: namespace } });
-  await kubeRequest(kube, "POST", `/api/v1/namespaces/${namespace}/serviceaccounts`, { metadata: { name: serviceAccount } });
+  await ensureServiceAccount(kube, namespace, serviceAccount);
   const created = await kubeRequest<{ metadata: { uid: string } }>(kube, "POST", `/api/v1/namespaces/${namespace}/pods`, {
     metadata: { name: pod },
     spec: { serviceAccountName: serviceAccount, containers: [{ name: "app", image: "example.invalid/app:1" }] },
   });
   if (created.status !== 201) throw new Error(`creating pod ${namespace}/${pod}: HTTP ${created.status} ${JSON.stringify(created.body)}`);
-  const issued = await kubeRequest<{ status: { token: string } }>(
-    kube,
-    "POST",
-    `/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`,
-    { spec: { expirationSeconds: 600, boundObjectRef: { kind: "Pod", apiVersion: "v1", name: pod, uid: created.body.metadata.uid } } },
-  );
-  if (issued.status !== 201) throw new Error(`TokenRequest bound to pod ${namespace}/${pod}: HTTP ${issued.status}`);
-  return writeFile(dir, `sa-token-${suffix()}`, issued.body.status.token);
+  const token = await serviceAccountToken(kube, namespace, serviceAccount, { boundPod: { name: pod, uid: created.body.metadata.uid } });
+  return writeFile(dir, `sa-token-${suffix()}`, token);
 }

@@ -47,8 +47,9 @@ describe.skipIf(skipWithout("openbao"))("issued references and the mounts they m
   it("refuses a path on a mount that issues nothing (KV), before writing to it", async () => {
     const kv = service("openbao").kvV1Mount;
     const run = await runShim({ ...env, SECRET_X: `issue:${kv}/issued-${id}?value=overwritten#value` }, ["true"]);
+    // What matters first: nothing was written (before the fix, the value was).
+    await expect(bao("GET", `${kv}/issued-${id}`)).rejects.toThrow(/HTTP 404/);
     expect(run.code, run.stderr).toBe(78);
     expect(shimLines(run.stderr).join("\n")).toContain('is a "kv" mount; issued references may only use engines that issue secrets');
-    await expect(bao("GET", `${kv}/issued-${id}`)).rejects.toThrow(/HTTP 404/);
   });
 });

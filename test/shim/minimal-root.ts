@@ -29,6 +29,7 @@ import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { MOUNT_PATH } from "../../common/contract.ts";
 import type { TargetPlatform } from "../../scripts/platforms.ts";
+import { collectOutput } from "./harness.ts";
 
 export const BUSYBOX_APPLETS = ["sh", "env", "id", "cat", "echo", "true", "ls", "printf"];
 /** Files that would be a libc or a dynamic loader. */
@@ -194,14 +195,7 @@ export function runInRoot(root: string, mounts: Mount[], argv: string[], options
     env: options.env ?? { PATH: "/bin" },
     stdio: ["ignore", "pipe", "pipe", ...(options.emulate ? (["pipe"] as const) : [])],
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString("utf8");
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("utf8");
-  });
+  const output = collectOutput(child);
   if (options.emulate) {
     const control = child.stdio[3] as Duplex;
     control.once("data", () => {
@@ -211,6 +205,8 @@ export function runInRoot(root: string, mounts: Mount[], argv: string[], options
   }
   return new Promise((resolve, reject) => {
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr, pid: child.pid ?? -1, ms: Date.now() - began }));
+    child.on("close", (code) =>
+      resolve({ code, stdout: output.stdout(), stderr: output.stderr(), pid: child.pid ?? -1, ms: Date.now() - began }),
+    );
   });
 }

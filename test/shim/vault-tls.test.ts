@@ -1,22 +1,14 @@
 import { existsSync, readFileSync } from "node:fs";
-import { request } from "node:https";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { service, skipWithout } from "../infra/coords.ts";
+import { openbaoCall } from "../infra/openbao-api.ts";
 import { type Daemon, freePort, startDaemon, stopDaemon, tcpOpen, waitUntil } from "../infra/proc.ts";
 import { baseEnv, runShim, shimLines, suffix, tempDir, withoutAudit, writeFile } from "./harness.ts";
 
-/** A call to the TLS OpenBao, trusting its generated CA. */
-function call(addr: string, ca: Buffer, token: string, method: string, path: string, body?: unknown): Promise<number> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(new URL(`/v1/${path}`, addr), { method, ca, headers: { "x-vault-token": token } }, (response) => {
-      response.resume();
-      response.on("end", () => resolve(response.statusCode ?? 0));
-    });
-    req.on("error", reject);
-    req.end(payload);
-  });
+/** A call to the TLS OpenBao, trusting its generated CA; its HTTP status. */
+async function call(addr: string, ca: Buffer, token: string, method: string, path: string, body?: unknown): Promise<number> {
+  return (await openbaoCall({ addr, token, ca }, method, path, body)).status;
 }
 
 // KUSTODIA_VAULT_CACERT against a second real OpenBao serving TLS with its own generated CA

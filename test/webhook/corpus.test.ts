@@ -7,7 +7,6 @@
 // rules: argv = (command, else image ENTRYPOINT) ++ (args, else image CMD when command is unset),
 // where the kubelet expands `$(VAR)` and unescapes `$$` in the pod's command/args but never in the
 // image's ENTRYPOINT/CMD. A mutated container must run the shim followed by exactly that argv.
-import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -16,7 +15,8 @@ import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { service, skipWithout } from "../infra/coords.ts";
-import { type RegistryEndpoint, type RegistryResponse, registryFetch } from "../infra/registry.ts";
+import { type Descriptor, type ImageFormat, MEDIA, type PushTarget, pushBlob, pushManifest, sha256 } from "../infra/oci-push.ts";
+import type { RegistryEndpoint } from "../infra/registry-http.ts";
 import { applyResponse, type HttpAnswer, podCreateReview, type RunningWebhook, startWebhook } from "./harness.ts";
 
 // ---- what the corpus is made of ------------------------------------------------------------------
@@ -67,11 +67,9 @@ interface ImageConfig {
   cmd?: string[];
 }
 
-type Format = "oci" | "docker";
-
 interface ImageSpec extends ImageConfig {
   image: string;
-  format?: Format;
+  format?: ImageFormat;
   platforms?: (ImageConfig & { platform: string })[];
   attestations?: boolean;
   published?: boolean;
@@ -167,79 +165,8 @@ function parseImageRef(image: string): ImageRef {
 
 // ---- pushing the corpus images through the Distribution API ---------------------------------------
 
-const MEDIA = {
-  oci: {
-    index: "application/vnd.oci.image.index.v1+json",
-    manifest: "application/vnd.oci.image.manifest.v1+json",
-    config: "application/vnd.oci.image.config.v1+json",
-    layer: "application/vnd.oci.image.layer.v1.tar+gzip",
-  },
-  docker: {
-    index: "application/vnd.docker.distribution.manifest.list.v2+json",
-    manifest: "application/vnd.docker.distribution.manifest.v2+json",
-    config: "application/vnd.docker.container.image.v1+json",
-    layer: "application/vnd.docker.image.rootfs.diff.tar.gzip",
-  },
-} as const;
 /** An empty tar (1024 zero bytes), gzipped with a fixed header: the same bytes every run, so digests are stable. */
 const LAYER = Buffer.from("H4sIAAAAAAACA2NgGAWjYBSMVAAALq+17wAEAAA=", "base64");
-const sha256 = (bytes: Buffer): string => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-
-interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  platform?: { architecture: string; os: string; variant?: string };
-  annotations?: Record<string, string>;
-}
-
-async function expectStatus(what: string, pending: Promise<RegistryResponse>, status: number): Promise<RegistryResponse> {
-  const answer = await pending;
-  if (answer.status !== status) throw new Error(`${what}: the registry answered ${answer.status} ${answer.body.toString().slice(0, 300)}`);
-  return answer;
-}
-
-async function pushBlob(endpoint: RegistryEndpoint, repository: string, blob: Buffer, mediaType: string): Promise<Descriptor> {
-  const digest = sha256(blob);
-  const head = await registryFetch(endpoint, `/v2/${repository}/blobs/${digest}`, { method: "HEAD" });
-  if (head.status !== 200) {
-    const started = await expectStatus(
-      `upload to ${repository}`,
-      registryFetch(endpoint, `/v2/${repository}/blobs/uploads/`, { method: "POST" }),
-      202,
-    );
-    const location = new URL(String(started.headers.location), endpoint.url);
-    location.searchParams.set("digest", digest);
-    const put = registryFetch(endpoint, location.toString(), {
-      method: "PUT",
-      headers: { "content-type": "application/octet-stream" },
-      body: blob,
-    });
-    await expectStatus(`upload of ${digest} to ${repository}`, put, 201);
-  }
-  return { mediaType, digest, size: blob.length };
-}
-
-/** PUTs a manifest or index under `tag`, or under its own digest when there is no tag (index children). */
-async function pushManifest(
-  endpoint: RegistryEndpoint,
-  repository: string,
-  tag: string | undefined,
-  document: object,
-): Promise<Descriptor> {
-  const mediaType = (document as { mediaType: string }).mediaType;
-  const body = Buffer.from(JSON.stringify(document));
-  const digest = sha256(body);
-  const put = registryFetch(endpoint, `/v2/${repository}/manifests/${tag ?? digest}`, {
-    method: "PUT",
-    headers: { "content-type": mediaType },
-    body,
-  });
-  const answer = await expectStatus(`push of ${repository}:${tag ?? digest}`, put, 201);
-  if (answer.headers["docker-content-digest"] !== digest)
-    throw new Error(`${repository}:${tag}: the registry reports another digest than ${digest}`);
-  return { mediaType, digest, size: body.length };
-}
 
 function platformOf(text: string): NonNullable<Descriptor["platform"]> {
   const [os = "", architecture = "", variant] = text.split("/");
@@ -254,7 +181,7 @@ function pickConfig(source: ImageConfig): ImageConfig {
 }
 
 /** A config blob as `docker build` writes it (Docker configs spell an unset ENTRYPOINT/CMD as null, OCI ones omit it). */
-function configBlob(config: ImageConfig, platform: string, format: Format): Buffer {
+function configBlob(config: ImageConfig, platform: string, format: ImageFormat): Buffer {
   const unset = format === "docker" ? null : undefined;
   return Buffer.from(
     JSON.stringify({
@@ -272,18 +199,11 @@ function configBlob(config: ImageConfig, platform: string, format: Format): Buff
   );
 }
 
-async function pushPlatformImage(
-  endpoint: RegistryEndpoint,
-  repository: string,
-  tag: string | undefined,
-  config: ImageConfig,
-  platform: string,
-  format: Format,
-) {
+async function pushPlatformImage(target: PushTarget, tag: string | undefined, config: ImageConfig, platform: string, format: ImageFormat) {
   const media = MEDIA[format];
-  const configDescriptor = await pushBlob(endpoint, repository, configBlob(config, platform, format), media.config);
-  const layer = await pushBlob(endpoint, repository, LAYER, media.layer);
-  return await pushManifest(endpoint, repository, tag, {
+  const configDescriptor = await pushBlob(target, configBlob(config, platform, format), media.config);
+  const layer = await pushBlob(target, LAYER, media.layer);
+  return await pushManifest(target, tag, {
     schemaVersion: 2,
     mediaType: media.manifest,
     config: configDescriptor,
@@ -292,16 +212,16 @@ async function pushPlatformImage(
 }
 
 /** buildx's provenance attestation of one platform manifest, listed in the index as unknown/unknown. */
-async function pushAttestation(endpoint: RegistryEndpoint, repository: string, subject: Descriptor): Promise<Descriptor> {
+async function pushAttestation(target: PushTarget, subject: Descriptor): Promise<Descriptor> {
   const predicateType = "https://slsa.dev/provenance/v0.2";
   const statement = {
     _type: "https://in-toto.io/Statement/v0.1",
     predicateType,
-    subject: [{ name: repository, digest: { sha256: subject.digest.slice(7) } }],
+    subject: [{ name: target.repository, digest: { sha256: subject.digest.slice(7) } }],
   };
-  const layer = await pushBlob(endpoint, repository, Buffer.from(JSON.stringify(statement)), "application/vnd.in-toto+json");
+  const layer = await pushBlob(target, Buffer.from(JSON.stringify(statement)), "application/vnd.in-toto+json");
   const configJson = { architecture: "unknown", os: "unknown", config: {}, rootfs: { type: "layers", diff_ids: [layer.digest] } };
-  const config = await pushBlob(endpoint, repository, Buffer.from(JSON.stringify(configJson)), MEDIA.oci.config);
+  const config = await pushBlob(target, Buffer.from(JSON.stringify(configJson)), MEDIA.oci.config);
   const manifest = {
     schemaVersion: 2,
     mediaType: MEDIA.oci.manifest,
@@ -309,7 +229,7 @@ async function pushAttestation(endpoint: RegistryEndpoint, repository: string, s
     layers: [{ ...layer, annotations: { "in-toto.io/predicate-type": predicateType } }],
   };
   return {
-    ...(await pushManifest(endpoint, repository, undefined, manifest)),
+    ...(await pushManifest(target, undefined, manifest)),
     platform: { architecture: "unknown", os: "unknown" },
     annotations: { "vnd.docker.reference.digest": subject.digest, "vnd.docker.reference.type": "attestation-manifest" },
   };
@@ -318,24 +238,18 @@ async function pushAttestation(endpoint: RegistryEndpoint, repository: string, s
 /** Pushes one images.yaml entry under its repository path; returns the digest its tag points at. */
 async function pushImage(endpoint: RegistryEndpoint, spec: ImageSpec): Promise<string> {
   const { repository, tag = "latest" } = parseImageRef(spec.image);
+  const target = { endpoint, repository };
   const format = spec.format ?? "oci";
-  if (!spec.platforms) return (await pushPlatformImage(endpoint, repository, tag, spec, "linux/amd64", format)).digest;
+  if (!spec.platforms) return (await pushPlatformImage(target, tag, spec, "linux/amd64", format)).digest;
   const manifests: Descriptor[] = [];
   const attestations: Descriptor[] = [];
   for (const entry of spec.platforms) {
-    const pushed = await pushPlatformImage(
-      endpoint,
-      repository,
-      undefined,
-      { ...pickConfig(spec), ...pickConfig(entry) },
-      entry.platform,
-      format,
-    );
+    const pushed = await pushPlatformImage(target, undefined, { ...pickConfig(spec), ...pickConfig(entry) }, entry.platform, format);
     manifests.push({ ...pushed, platform: platformOf(entry.platform) });
-    if (spec.attestations) attestations.push(await pushAttestation(endpoint, repository, pushed));
+    if (spec.attestations) attestations.push(await pushAttestation(target, pushed));
   }
   return (
-    await pushManifest(endpoint, repository, tag, {
+    await pushManifest(target, tag, {
       schemaVersion: 2,
       mediaType: MEDIA[format].index,
       manifests: [...manifests, ...attestations],

@@ -88,23 +88,20 @@ export async function startWebhook(options: WebhookOptions = {}): Promise<Runnin
   const dir = mkdtempSync(join(tmpdir(), "kustodia-webhook-"));
   const tls = options.tls ?? (await throwawayTls(dir));
   const lines: string[] = [];
-  const child = spawn(
-    process.execPath,
-    [...(options.program?.nodeFlags ?? []), options.program?.file ?? join(repoRoot, "webhook", "main.ts")],
-    {
-      cwd: options.program?.cwd ?? repoRoot,
-      env: {
-        PATH: process.env.PATH ?? "",
-        KUSTODIA_LISTEN: "127.0.0.1:0",
-        KUSTODIA_TLS_CERT_FILE: tls.certFile,
-        KUSTODIA_TLS_KEY_FILE: tls.keyFile,
-        KUSTODIA_SHIM_IMAGE: "registry.example/kustodia/shim:test",
-        KUSTODIA_LOG_LEVEL: "debug",
-        ...options.env,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+  const program = options.program?.file ?? join(repoRoot, "webhook", "main.ts");
+  const child = spawn(process.execPath, [...(options.program?.nodeFlags ?? []), program], {
+    cwd: options.program?.cwd ?? repoRoot,
+    env: {
+      PATH: process.env.PATH ?? "",
+      KUSTODIA_LISTEN: "127.0.0.1:0",
+      KUSTODIA_TLS_CERT_FILE: tls.certFile,
+      KUSTODIA_TLS_KEY_FILE: tls.keyFile,
+      KUSTODIA_SHIM_IMAGE: "registry.example/kustodia/shim:test",
+      KUSTODIA_LOG_LEVEL: "debug",
+      ...options.env,
     },
-  );
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const collect = (stream: NodeJS.ReadableStream | null) => {
     let partial = "";
     stream?.setEncoding("utf8");

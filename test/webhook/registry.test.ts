@@ -1,13 +1,10 @@
 // The webhook's registry client against the real registries of the test infrastructure
-// (distribution: plain HTTP + anonymous, and TLS + htpasswd basic auth), with a real TCP proxy in
-// front where a test needs a slow, failing or counted connection.
-import { execFile } from "node:child_process";
-import { createHash, randomBytes, sign, X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+// (distribution: plain HTTP + anonymous, TLS + htpasswd basic auth, and `auth: token` behind the fake
+// token server of test/infra/token-registry.ts), with a real TCP proxy in front where a test needs a
+// slow, failing or counted connection.
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ImageLookupResult } from "../../webhook/image-facts.ts";
 import { createImageLookup } from "../../webhook/images.ts";
@@ -17,12 +14,18 @@ import { parsePullSecret, type RegistryCredential } from "../../webhook/registry
 import { UNREADABLE } from "../../webhook/registry/session.ts";
 import type { RegistrySettings } from "../../webhook/settings.ts";
 import { service, skipWithout } from "../infra/coords.ts";
-import { runInstallScript } from "../infra/install.ts";
-import { freePort, startDaemon, stopDaemon, waitUntil } from "../infra/proc.ts";
-import { type RegistryEndpoint, registryFetch } from "../infra/registry.ts";
+import { pushConfigOnlyImage } from "../infra/oci-push.ts";
+import { freePort, stopDaemon } from "../infra/proc.ts";
 import { startTcpProxy, type TcpProxy } from "../infra/tcp-proxy.ts";
-import { cacheDir } from "../infra/up.ts";
-import { INTERNAL_TOKEN, startHostileRegistry, startInternalService } from "./hostile-registry.ts";
+import {
+  BEARER_IMAGES,
+  startDistribution,
+  startRealmRegistry,
+  startTokenRegistry,
+  TOKEN_USER,
+  type TokenRegistry,
+} from "../infra/token-registry.ts";
+import { startInternalService } from "./internal-service.ts";
 import { testRegistrySettings } from "./registry-settings.ts";
 
 const registry = () => service("registry");
@@ -304,10 +307,12 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient", () => {
     });
 
     it("refuses a config larger than the size cap", async () => {
-      const reference = await pushImageWithConfig(registry().plain, "kustodia-test/huge-config", {
+      const repository = "kustodia-test/huge-config";
+      await pushConfigOnlyImage({ endpoint: registry().plain, repository }, "v1", {
         config: { Entrypoint: ["/x"] },
         padding: "x".repeat(MAX_DOCUMENT_BYTES),
       });
+      const reference = `${plainHost()}/${repository}:v1`;
       const { client, lookupLog } = newClient();
       expectHidden(
         await client.imageConfig(reference, anonymous),
@@ -510,7 +515,9 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient under attack (#13
     expectConfig(await client.imageConfig(reference, { credentials: mirrorSecret }), { entrypoint: image("private").entrypoint });
   });
 
-  // Item 4: the token realm, the registry's own address, and what denials say.
+  // Item 4: the token realm, the registry's own address, and what denials say. The registry is the
+  // real one (distribution) with its token realm set where an attacker's would point; the internal
+  // service counts connections, so the webhook cannot have fetched its token, nor handed it on.
   describe("#13.4 server-side request forgery", () => {
     it.each([
       {
@@ -518,14 +525,13 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient under attack (#13
         realm: (port: number) => `http://127.0.0.1:${port}/latest/meta-data/iam?role=x`,
       },
       { name: "an https realm on another host", realm: (port: number) => `https://localhost:${port}/token` },
-    ])("never follows $name, nor hands its token to the registry", async ({ realm }) => {
+    ])("never follows $name that a real registry names as its token realm", async ({ realm }) => {
       const internal = await startInternalService();
-      const hostile = await startHostileRegistry(() => realm(internal.port));
+      const hostile = await startRealmRegistry(realm(internal.port));
       try {
         const { client, lookupLog } = newClient({ plainHttp: [hostile.host] });
         const result = await client.imageConfig(`${hostile.host}/team/app:1`, anonymous);
-        expect(internal.connections()).toBe(0);
-        expect(hostile.authorizations.join(" ")).not.toContain(INTERNAL_TOKEN);
+        expect(internal.connections(), "connections the webhook made to the internal service").toBe(0);
         expectHidden(result, lookupLog, "the token endpoint");
       } finally {
         await Promise.all([hostile.close(), internal.close()]);
@@ -542,6 +548,30 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient under attack (#13
       const result = await client.imageConfig(onHost("cmdOnly", host(proxy)), anonymous);
       expect(proxy.stats().connections).toBe(0);
       expectHidden(result, lookupLog, "loopback address");
+    });
+
+    it("never follows a real registry's blob redirect to an address outside the allowed networks", async () => {
+      // distribution's redirect storage middleware answers a blob GET with 307 to its base URL: here
+      // 127.0.0.2, outside the allowed 127.0.0.1/32, where a server counts who connects.
+      const inside = await startInternalService("127.0.0.2");
+      const dir = mkdtempSync(join(tmpdir(), "kustodia-redirect-registry-"));
+      const redirecting = await startDistribution(dir, undefined, {
+        middleware: { storage: [{ name: "redirect", options: { baseurl: `http://${inside.host}/` } }] },
+      });
+      try {
+        await pushConfigOnlyImage({ endpoint: { url: `http://${redirecting.host}` }, repository: "team/app" }, "1", {
+          config: { Entrypoint: ["/app"] },
+        });
+        const reference = `${redirecting.host}/team/app:1`;
+        const { client, lookupLog } = newClient({ allowedNetworks: ["127.0.0.1/32"], plainHttp: [redirecting.host] });
+        const result = await client.imageConfig(reference, anonymous);
+        expect(inside.connections(), "connections the webhook made to the redirect target").toBe(0);
+        expectHidden(result, lookupLog, "127.0.0.2 is a loopback address");
+      } finally {
+        await stopDaemon(redirecting.pid);
+        await inside.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it("tells the pod nothing that tells an open port from a closed one", async () => {
@@ -611,175 +641,6 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient under attack (#13
 });
 
 // ---- Bearer token auth ---------------------------------------------------------------------------
-// No real token server runs here, so this is a minimal one after the Docker token spec, written for
-// these tests: it checks Basic credentials or a refresh token and signs ES256 JWTs. The registry that
-// validates its tokens is the real distribution, started here with `auth: token`.
-
-const execFileAsync = promisify(execFile);
-const TOKEN_SERVICE = "kustodia-token-test";
-const TOKEN_ISSUER = "kustodia-token-test-issuer";
-const TOKEN_USER = {
-  username: "bearer-user",
-  password: randomBytes(12).toString("base64url"),
-  refreshToken: randomBytes(12).toString("hex"),
-};
-
-interface TokenRegistry {
-  host: string;
-  tokenHost: string;
-  /** Token requests so far, by who asked: a username, `refresh` or `anonymous`. */
-  requests: string[];
-  /** expires_in of the tokens handed out from now on. */
-  setExpiresIn(seconds: number): void;
-  /** A token for `repository`, as a registrytoken in a docker config would carry it. */
-  issue(repository: string): string;
-  close(): Promise<void>;
-}
-
-/** The token registry's images: `public/app` anyone may pull, `private/app` only TOKEN_USER. */
-const BEARER_IMAGES = { public: "public/app", private: "private/app" };
-
-async function startTokenRegistry(): Promise<TokenRegistry> {
-  const dir = mkdtempSync(join(tmpdir(), "kustodia-token-registry-"));
-  await execFileAsync(
-    "openssl",
-    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"].concat([
-      "-keyout",
-      join(dir, "key.pem"),
-      "-out",
-      join(dir, "cert.pem"),
-      "-subj",
-      "/CN=kustodia-token-test",
-    ]),
-  );
-  const signer = {
-    key: readFileSync(join(dir, "key.pem"), "utf8"),
-    x5c: new X509Certificate(readFileSync(join(dir, "cert.pem"))).raw.toString("base64"),
-  };
-  let expiresIn = 300;
-  const requests: string[] = [];
-  const issue = (subject: string, access: object[]) => signToken(signer, subject, access, expiresIn);
-  const server = createServer((request, response) =>
-    answerTokenRequest(
-      request,
-      response,
-      requests,
-      (subject, access) => issue(subject, access),
-      () => expiresIn,
-    ),
-  );
-  const tokenPort = await freePort();
-  await new Promise<void>((resolve) => server.listen(tokenPort, "127.0.0.1", resolve));
-  const daemon = await startDistribution(dir, `http://127.0.0.1:${tokenPort}/token`);
-  const tokenRegistry: TokenRegistry = {
-    host: daemon.host,
-    tokenHost: `127.0.0.1:${tokenPort}`,
-    requests,
-    setExpiresIn: (seconds) => {
-      expiresIn = seconds;
-    },
-    issue: (repository) => issue(TOKEN_USER.username, [{ type: "repository", name: repository, actions: ["pull"] }]),
-    async close() {
-      await stopDaemon(daemon.pid);
-      await new Promise((resolve) => server.close(resolve));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-  const pushToken = `Bearer ${issue(
-    TOKEN_USER.username,
-    Object.values(BEARER_IMAGES).map((name) => ({ type: "repository", name, actions: ["pull", "push"] })),
-  )}`;
-  for (const [visibility, repository] of Object.entries(BEARER_IMAGES)) {
-    await pushImageWithConfig(
-      { url: `http://${daemon.host}`, host: daemon.host },
-      repository,
-      { config: { Entrypoint: [`/${visibility}`] } },
-      pushToken,
-    );
-  }
-  return tokenRegistry;
-}
-
-function signToken(signer: { key: string; x5c: string }, subject: string, access: object[], expiresIn: number): string {
-  const now = Math.floor(Date.now() / 1000);
-  const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
-  const header = encode({ typ: "JWT", alg: "ES256", x5c: [signer.x5c] });
-  const claims = encode({
-    iss: TOKEN_ISSUER,
-    sub: subject,
-    aud: TOKEN_SERVICE,
-    iat: now,
-    nbf: now - 10,
-    exp: now + expiresIn,
-    jti: randomBytes(8).toString("hex"),
-    access,
-  });
-  const signature = sign("sha256", Buffer.from(`${header}.${claims}`), { key: signer.key, dsaEncoding: "ieee-p1363" }).toString(
-    "base64url",
-  );
-  return `${header}.${claims}.${signature}`;
-}
-
-/** GET with Basic (or no) credentials, or POST with a refresh token; grants pull of `public/*` to anyone, all to TOKEN_USER. */
-function answerTokenRequest(
-  request: IncomingMessage,
-  response: ServerResponse,
-  requests: string[],
-  issue: (subject: string, access: object[]) => string,
-  expiresIn: () => number,
-): void {
-  const chunks: Buffer[] = [];
-  request.on("data", (chunk: Buffer) => chunks.push(chunk));
-  request.on("end", () => {
-    const url = new URL(request.url ?? "/", "http://token");
-    const form = request.method === "POST" ? new URLSearchParams(Buffer.concat(chunks).toString()) : url.searchParams;
-    const basic = /^Basic (.+)$/.exec(request.headers.authorization ?? "")?.[1];
-    const [user, password] = basic ? Buffer.from(basic, "base64").toString().split(":") : [];
-    let who = "anonymous";
-    if (request.method === "POST")
-      who = form.get("grant_type") === "refresh_token" && form.get("refresh_token") === TOKEN_USER.refreshToken ? "refresh" : "rejected";
-    else if (basic) who = user === TOKEN_USER.username && password === TOKEN_USER.password ? TOKEN_USER.username : "rejected";
-    requests.push(who);
-    if (who === "rejected" || form.get("service") !== TOKEN_SERVICE) {
-      response.writeHead(401, { "content-type": "application/json" }).end('{"details":"incorrect username or password"}');
-      return;
-    }
-    const [type, name = "", actions = ""] = (form.get("scope") ?? "").split(":");
-    const granted = who !== "anonymous" || name.startsWith("public/") ? actions.split(",").filter((action) => action === "pull") : [];
-    const token = issue(who, [{ type, name, actions: granted }]);
-    response
-      .writeHead(200, { "content-type": "application/json" })
-      .end(JSON.stringify({ token, access_token: token, expires_in: expiresIn(), issued_at: new Date().toISOString() }));
-  });
-}
-
-async function startDistribution(dir: string, realm: string): Promise<{ host: string; pid: number }> {
-  const [binary = ""] = await runInstallScript("install-registry.sh", cacheDir());
-  const host = `127.0.0.1:${await freePort()}`;
-  const config = {
-    version: "0.1",
-    log: { level: "warn" },
-    storage: { filesystem: { rootdirectory: join(dir, "data") } },
-    http: { addr: host, secret: randomBytes(16).toString("hex") },
-    auth: { token: { realm, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER, rootcertbundle: join(dir, "cert.pem") } },
-  };
-  writeFileSync(join(dir, "config.yml"), JSON.stringify(config));
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("REGISTRY_")));
-  const daemon = startDaemon({
-    name: "registry-token",
-    command: binary,
-    args: ["serve", join(dir, "config.yml")],
-    logFile: join(dir, "registry.log"),
-    env,
-  });
-  await waitUntil(
-    daemon,
-    "GET /v2/ to answer 401",
-    async () => (await registryFetch({ url: `http://${host}` }, "/v2/")).status === 401,
-    30_000,
-  );
-  return { host, pid: daemon.pid };
-}
 
 describe.skipIf(skipWithout("registry"))("createRegistryClient with a Bearer token registry", () => {
   let tokens: TokenRegistry;
@@ -866,43 +727,3 @@ describe.skipIf(skipWithout("registry"))("createRegistryClient with a Bearer tok
     }
   });
 });
-
-const sha256 = (data: Buffer) => `sha256:${createHash("sha256").update(data).digest("hex")}`;
-
-/** Pushes an image whose config is `config` (JSON); returns its reference. */
-async function pushImageWithConfig(
-  endpoint: RegistryEndpoint & { host: string },
-  repository: string,
-  config: object,
-  authorization?: string,
-): Promise<string> {
-  const headers: Record<string, string> = authorization ? { authorization } : {};
-  const putBlob = async (data: Buffer) => {
-    const upload = await registryFetch(endpoint, `/v2/${repository}/blobs/uploads/`, { method: "POST", headers });
-    const location = new URL(String(upload.headers.location), endpoint.url);
-    location.searchParams.set("digest", sha256(data));
-    const put = await registryFetch(endpoint, location.href, {
-      method: "PUT",
-      headers: { ...headers, "content-type": "application/octet-stream" },
-      body: data,
-    });
-    if (put.status !== 201) throw new Error(`blob upload to ${repository}: ${put.status} ${put.body}`);
-    return { digest: sha256(data), size: data.length };
-  };
-  const configBlob = await putBlob(
-    Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] }, ...config })),
-  );
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...configBlob },
-    layers: [],
-  };
-  const put = await registryFetch(endpoint, `/v2/${repository}/manifests/v1`, {
-    method: "PUT",
-    headers: { ...headers, "content-type": manifest.mediaType },
-    body: JSON.stringify(manifest),
-  });
-  if (put.status !== 201) throw new Error(`manifest upload to ${repository}: ${put.status} ${put.body}`);
-  return `${endpoint.host}/${repository}:v1`;
-}
