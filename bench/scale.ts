@@ -26,7 +26,7 @@ import { bankVaultsWebhook, kustodiaWebhook, type RunningWebhook, throwawayTls }
 
 const { values: options } = parseArgs({
   options: {
-    pods: { type: "string", default: "500" },
+    pods: { type: "string", default: "1000" },
     blocks: { type: "string", default: "5" },
     concurrency: { type: "string", default: "16" },
     ...COMMON_OPTIONS,
