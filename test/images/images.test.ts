@@ -126,6 +126,18 @@ function platformOf(image: ReadImage, platform: TargetPlatform): ReadPlatformIma
   return found;
 }
 
+/** `image`'s manifest for `platform`, its layers unpacked into a new root directory. */
+async function unpackedPlatform(
+  image: ReadImage,
+  platform: TargetPlatform,
+  prefix: string,
+): Promise<{ image: ReadPlatformImage; root: string }> {
+  const found = platformOf(image, platform);
+  const root = rootTempDir(prefix);
+  await unpack(found.layers, root);
+  return { image: found, root };
+}
+
 const archives = new Map<string, Promise<ReadImage>>();
 /** An `oci-archive`: its one image (tagged IMAGE_TAG), every blob checked against its digest (read once per file). */
 function readArchive(file: string): Promise<ReadImage> {
@@ -514,9 +526,7 @@ describe.skipIf(skipWithout("registry"))("the images in a registry", () => {
     it.each(PLATFORMS)(
       "shim: ENTRYPOINT + CMD prints the usage; `install` copies the runtime into an emptyDir-like directory: $key",
       async (platform) => {
-        const image = platformOf(pushed.shim, platform);
-        const root = rootTempDir("kustodia-shim-pulled-");
-        await unpack(image.layers, root);
+        const { image, root } = await unpackedPlatform(pushed.shim, platform, "kustodia-shim-pulled-");
         const { Entrypoint = [], Cmd = [], User = "" } = image.config.config;
         expect([...Entrypoint, ...Cmd]).toEqual([SHIM_PATH, "--help"]);
         mkdirSync(join(root, "proc"));
@@ -543,9 +553,7 @@ describe.skipIf(skipWithout("registry"))("the images in a registry", () => {
     it.each(PLATFORMS)(
       "webhook: the pinned Node runs on the image's own libraries as 65532 and sees the CA bundle: $key",
       async (platform) => {
-        const image = platformOf(pushed.webhook, platform);
-        const root = rootTempDir("kustodia-webhook-pulled-");
-        await unpack(image.layers, root);
+        const { image, root } = await unpackedPlatform(pushed.webhook, platform, "kustodia-webhook-pulled-");
         const { Entrypoint = [], User = "", WorkingDir = "/" } = image.config.config;
         const script =
           'process.stdout.write([process.version, process.arch, process.cwd(), require("os").userInfo().username, require("tls").getCACertificates("system").length > 100].join(" "))';
