@@ -4,7 +4,7 @@
 // versions, the command behind each table, the targets of issues 6 and 16 as ratios kustodia/peer. Everything below the "kept" marker in RESULTS.md (the record of what each
 // optimization bought) is carried over as it is.
 //
-//   npm run bench                       # the full run (~40 min)
+//   npm run bench                       # the full run (~20 min on a quiet machine)
 //   npm run bench -- --quick --no-peers # a smoke run of every table, kustodia only
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
